@@ -1,0 +1,74 @@
+"""Linear phase laws: isotropic small-strain elasticity and isotropic heat conduction.
+
+A linear law is fully described by its constant tangent ``tangent(dim)``: the matrix that maps
+the "strain" (Mandel small strain, or the temperature gradient) to the "stress" (Mandel
+Cauchy stress, or the heat flux with the sign dropped, ``q = k grad T``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from fe2.tensors import isotropic_stiffness, lame_parameters
+
+
+class LinearMaterial(Protocol):
+    """A phase with a constant tangent."""
+
+    physics: str
+
+    def tangent(self, dim: int) -> np.ndarray:
+        """The constant tangent, shape (n, n), n = 3/6 (elasticity) or 2/3 (conduction)."""
+        ...
+
+
+@dataclass(frozen=True)
+class LinearElastic:
+    """Isotropic linear elasticity, sigma = lambda tr(eps) I + 2 mu eps.
+
+    Args:
+        E: Young's modulus (stress units, > 0).
+        nu: Poisson's ratio, in (-1, 0.5).
+    """
+
+    E: float
+    nu: float
+    physics: str = "elasticity"
+
+    def __post_init__(self):
+        if not self.E > 0:
+            raise ValueError(f"E must be > 0, got {self.E}")
+        if not -1.0 < self.nu < 0.5:
+            raise ValueError(f"nu must be in (-1, 0.5), got {self.nu}")
+
+    @property
+    def lame(self) -> tuple[float, float]:
+        """(lambda, mu)."""
+        return lame_parameters(self.E, self.nu)
+
+    def tangent(self, dim: int) -> np.ndarray:
+        """Mandel stiffness (plane strain in 2D), shape (3, 3) or (6, 6)."""
+        return isotropic_stiffness(*self.lame, dim)
+
+
+@dataclass(frozen=True)
+class LinearConductor:
+    """Isotropic Fourier conduction, flux = k grad T (sign dropped).
+
+    Args:
+        k: conductivity (> 0), e.g. W/(m K).
+    """
+
+    k: float
+    physics: str = "conduction"
+
+    def __post_init__(self):
+        if not self.k > 0:
+            raise ValueError(f"k must be > 0, got {self.k}")
+
+    def tangent(self, dim: int) -> np.ndarray:
+        """k I, shape (dim, dim)."""
+        return self.k * np.eye(dim)

@@ -1,0 +1,66 @@
+"""Direct linear solver of RVE systems: one factorisation, many right-hand sides.
+
+The only module of ``fe2.rve`` that configures PETSc solvers. Options are set under a unique
+prefix, pushed to the global PETSc options database only while the KSP reads them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from petsc4py import PETSc
+
+#: Default: sparse direct LDL^T with MUMPS (works for the SPD and the saddle-point systems).
+DEFAULT_OPTIONS: dict[str, Any] = {
+    "ksp_type": "preonly",
+    "pc_type": "cholesky",
+    "pc_factor_mat_solver_type": "mumps",
+}
+
+
+class SolveError(RuntimeError):
+    """A linear solve did not converge (singular matrix, factorisation failure...)."""
+
+
+class DirectSolver:
+    """KSP wrapper with its own options prefix.
+
+    Args:
+        comm: communicator of the matrices (``MPI.COMM_SELF`` for RVEs).
+        prefix: unique PETSc options prefix, ending in '_'.
+        options: PETSc options (without prefix) overriding :data:`DEFAULT_OPTIONS`.
+    """
+
+    def __init__(self, comm, *, prefix: str, options: Mapping[str, Any] | None = None):
+        self.prefix = prefix
+        self.ksp = PETSc.KSP().create(comm)
+        self.ksp.setOptionsPrefix(prefix)
+        merged = {**DEFAULT_OPTIONS, **(options or {})}
+        database = PETSc.Options()
+        for key, value in merged.items():
+            database[prefix + key] = value
+        try:
+            self.ksp.setFromOptions()
+            self.ksp.getPC().setFromOptions()
+        finally:
+            for key in merged:
+                database.delValue(prefix + key)
+
+    def factorize(self, K: PETSc.Mat) -> None:
+        """Set the operator and factorise it (collective on the matrix communicator)."""
+        self.ksp.setOperators(K)
+        self.ksp.setUp()
+        reason = self.ksp.getPC().getFailedReason()
+        if reason != 0:
+            raise SolveError(f"factorisation failed ({self.prefix}, PC failed reason {reason})")
+
+    def solve(self, b: PETSc.Vec, x: PETSc.Vec) -> None:
+        """x = K^-1 b; raises :class:`SolveError` if PETSc reports divergence."""
+        self.ksp.solve(b, x)
+        reason = self.ksp.getConvergedReason()
+        if reason < 0:
+            raise SolveError(f"linear solve diverged ({self.prefix}, KSP reason {reason})")
+
+    def destroy(self) -> None:
+        self.ksp.destroy()
