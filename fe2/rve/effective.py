@@ -53,7 +53,7 @@ def effective_tensor(
     Args:
         model: the discretised RVE.
         bc: 'periodic', 'affine' or 'traction'.
-        solver_options: PETSc options for the direct solver (defaults: MUMPS LDL^T).
+        solver_options: PETSc options for the direct solver (default: MUMPS LU).
     """
     timings: dict[str, float] = {}
     clock = time.perf_counter

@@ -22,6 +22,7 @@ import numpy as np
 import ufl
 from dolfinx import fem
 
+from fe2.errors import InputError
 from fe2.materials.linear import LinearMaterial
 from fe2.rve.box import Box
 from fe2.rve.physics import Physics
@@ -29,7 +30,7 @@ from fe2.rve.physics import Physics
 log = logging.getLogger(__name__)
 
 
-class RveInputError(ValueError):
+class RveInputError(InputError):
     """The RVE mesh or phases do not fit together (a user error, not a bug)."""
 
 
@@ -89,7 +90,10 @@ class RveModel:
         self.a = fem.form(ufl.inner(C * strain(u), strain(v)) * ufl.dx)
         self.L = fem.form(-ufl.inner(C * self.E, strain(v)) * ufl.dx)
 
-        points, weights = basix.make_quadrature(mesh.basix_cell(), 2 * (degree - 1))
+        # Exact for sigma:eps on affine simplices; tensor-product cells need full degree.
+        simplex = mesh.basix_cell() in (basix.CellType.triangle, basix.CellType.tetrahedron)
+        quadrature_degree = 2 * (degree - 1) if simplex else 2 * degree
+        points, weights = basix.make_quadrature(mesh.basix_cell(), quadrature_degree)
         eps = self.E + strain(self.w)
         self._fields = fem.Expression(ufl.as_vector([*(C * eps), *eps]), points)
         self._cells = np.arange(self._num_cells, dtype=np.int32)

@@ -1,0 +1,117 @@
+"""Command line: `fe2 homogenize | mesh | info`.
+
+User errors (bad config or mesh) print one line `error: ...` and exit with code 2; nothing is
+written. Under MPI every rank runs the command; rank 0 prints and writes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from mpi4py import MPI
+
+import fe2
+from fe2.errors import Fe2Error, InputError
+
+log = logging.getLogger("fe2")
+
+
+def _setup_logging(verbosity: int, comm: MPI.Comm) -> None:
+    level = {-1: logging.WARNING, 0: logging.INFO}.get(verbosity, logging.DEBUG)
+    if comm.rank != 0:
+        level = logging.WARNING
+    logging.basicConfig(level=level, format="%(message)s", stream=sys.stdout, force=True)
+
+
+def cmd_homogenize(args: argparse.Namespace, comm: MPI.Comm) -> int:
+    from fe2.config import load_homogenize_config
+    from fe2.homogenization.study import BC_ORDER, run_homogenization
+    from fe2.io.results import format_report, output_files, write_homogenization
+
+    config = load_homogenize_config(args.config)
+    bc = args.bc or config.rve.bc
+    bcs = list(BC_ORDER) if bc == "all" else [bc]
+    output = Path(args.output) if args.output else Path("results") / Path(args.config).stem
+    clashes = [output / name for name in output_files(bcs) if (output / name).exists()]
+    if clashes and not args.overwrite:
+        raise InputError(
+            f"{clashes[0]} exists; choose another --output or pass --overwrite to replace it"
+        )
+    result = run_homogenization(config, bcs=bcs, comm=comm)
+    if comm.rank == 0:
+        paths = write_homogenization(result, output)
+        print(format_report(result))
+        print(f"\nwrote {', '.join(str(p) for p in paths)}")
+    return 0
+
+
+def cmd_mesh(args: argparse.Namespace, comm: MPI.Comm) -> int:
+    from fe2.meshing.cli import run_mesh
+
+    return run_mesh(args) if comm.rank == 0 else 0
+
+
+def cmd_info(args: argparse.Namespace, comm: MPI.Comm) -> int:
+    import dolfinx
+    import gmsh
+    from petsc4py import PETSc
+
+    if comm.rank == 0:
+        petsc = ".".join(str(v) for v in PETSc.Sys.getVersion())
+        print(f"fe2 {fe2.__version__}")
+        print(f"DOLFINx {dolfinx.__version__}, PETSc {petsc}, gmsh {gmsh.__version__}")
+        print(f"MPI: {MPI.Get_library_version().splitlines()[0].strip()}, {comm.size} rank(s)")
+        print(f"Python {sys.version.split()[0]}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fe2", description=fe2.__doc__)
+    parser.add_argument("--version", action="version", version=f"fe2 {fe2.__version__}")
+    verbosity = parser.add_mutually_exclusive_group()
+    verbosity.add_argument("-q", "--quiet", dest="verbosity", action="store_const", const=-1)
+    verbosity.add_argument("-v", "--verbose", dest="verbosity", action="store_const", const=1)
+    parser.set_defaults(verbosity=0)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    hom = commands.add_parser(
+        "homogenize", help="apparent tensor of an RVE (linear phases)", description=(
+            "Compute the apparent (effective) tensor of an RVE from a YAML study; "
+            "--bc all adds the Voigt and Reuss bounds."
+        )
+    )
+    hom.add_argument("config", help="study YAML file (see docs/config.md)")
+    hom.add_argument("--bc", choices=["periodic", "affine", "traction", "all"],
+                     help="boundary condition (default: rve.bc of the config)")
+    hom.add_argument("--output", "-o", help="output directory (default: results/<config name>)")
+    hom.add_argument("--overwrite", action="store_true", help="replace existing result files")
+    hom.set_defaults(func=cmd_homogenize)
+
+    from fe2.meshing.cli import add_mesh_parser
+
+    add_mesh_parser(commands)
+    commands.choices["mesh"].set_defaults(func=cmd_mesh)
+
+    info = commands.add_parser("info", help="versions of fe2 and its stack, MPI size")
+    info.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `fe2` console script; returns the exit code."""
+    comm = MPI.COMM_WORLD
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbosity, comm)
+    try:
+        return args.func(args, comm)
+    except Fe2Error as exc:
+        if comm.rank == 0:
+            print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""`fe2 homogenize`: apparent tensors of one RVE under one or all boundary conditions.
+
+Under MPI the boundary-condition solves are shared out over the ranks (each RVE lives on
+``MPI.COMM_SELF``); every rank ends with all results, so the answer does not depend on the
+number of ranks.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from mpi4py import MPI
+
+from fe2.config import HomogenizeConfig
+from fe2.errors import InputError, collectively
+from fe2.homogenization.bounds import reuss_bound, voigt_bound
+from fe2.materials import LinearConductor, LinearElastic, LinearMaterial
+from fe2.meshing.io import RveMesh, read_rve_mesh
+from fe2.rve.effective import EffectiveTensor, effective_tensor
+from fe2.rve.model import RveModel
+from fe2.rve.physics import make_physics
+from fe2.rve.solver import SolveError
+
+log = logging.getLogger(__name__)
+
+BC_ORDER = ("affine", "periodic", "traction")
+
+
+@dataclass
+class HomogenizationResult:
+    """Everything `fe2 homogenize` reports.
+
+    Attributes:
+        config: the validated study.
+        dim: spatial dimension of the RVE.
+        volume_fractions: phase name -> volume fraction.
+        effective: bc kind -> apparent tensor, in the order requested.
+        bounds: {'voigt': C, 'reuss': C} (n, n) each.
+        mesh: mesh facts (file, cells, nodes).
+        mesh_content: the .msh file of a generated mesh (None if read from a file).
+    """
+
+    config: HomogenizeConfig
+    dim: int
+    volume_fractions: dict[str, float]
+    effective: dict[str, EffectiveTensor]
+    bounds: dict[str, np.ndarray]
+    mesh: dict
+    mesh_content: bytes | None = None
+
+
+def phase_material(phase) -> LinearMaterial:
+    """Config phase -> linear material."""
+    if phase.law == "linear_elastic":
+        return LinearElastic(E=phase.E, nu=phase.nu)
+    return LinearConductor(k=phase.k)
+
+
+def load_rve_mesh(config: HomogenizeConfig, comm: MPI.Comm) -> tuple[RveMesh, bytes | None]:
+    """The RVE mesh on every rank, on ``MPI.COMM_SELF``.
+
+    A generated mesh is made once, on rank 0, and its file content broadcast (ranks may not
+    share a file system). Returns the mesh and, if generated, the .msh file content.
+    """
+    errors = (InputError, ValueError, OSError, RuntimeError)
+    source = config.mesh
+    if source.file is not None:
+        read = collectively(comm, lambda: read_rve_mesh(source.file, MPI.COMM_SELF), errors=errors)
+        return read, None
+    with tempfile.TemporaryDirectory(prefix="fe2-") as tmp:
+        path = Path(tmp) / "rve.msh"
+        if comm.rank == 0:
+            log.info("generating the RVE mesh (%s)", source.generate.type)
+        content = collectively(
+            comm,
+            lambda: source.generate.generate(path).read_bytes() if comm.rank == 0 else None,
+            errors=errors,
+        )
+        content = comm.bcast(content)
+        if comm.rank != 0:
+            path.write_bytes(content)
+        return collectively(comm, lambda: read_rve_mesh(path, MPI.COMM_SELF), errors=errors), content
+
+
+def _check_tags(config: HomogenizeConfig, rve_mesh: RveMesh) -> None:
+    present = sorted(set(np.unique(rve_mesh.cell_tags.values).tolist()))
+    for name, phase in config.phases.items():
+        if phase.tag not in present:
+            raise InputError(
+                f"phases.{name}.tag: tag {phase.tag} is not a cell tag of the mesh "
+                f"(the mesh has {present})"
+            )
+    tags = {phase.tag for phase in config.phases.values()}
+    unassigned = [t for t in present if t not in tags]
+    if unassigned:
+        names = [rve_mesh.names.get(t, "?") for t in unassigned]
+        raise InputError(
+            f"phases: the mesh cell tags {unassigned} ({', '.join(names)}) belong to no phase"
+        )
+
+
+def run_homogenization(
+    config: HomogenizeConfig, *, bcs: list[str], comm: MPI.Comm
+) -> HomogenizationResult:
+    """Apparent tensors for the boundary conditions ``bcs`` plus Voigt/Reuss bounds.
+
+    Collective on ``comm``; input errors are raised on all ranks as :class:`InputError`.
+    """
+    rve_mesh, mesh_content = load_rve_mesh(config, comm)
+    collectively(comm, lambda: _check_tags(config, rve_mesh), errors=(InputError,))
+    dim = rve_mesh.dim
+    physics = make_physics(config.physics, dim)
+    materials = {phase.tag: phase_material(phase) for phase in config.phases.values()}
+
+    def solve_my_share() -> dict[str, EffectiveTensor]:
+        model = RveModel(
+            rve_mesh.mesh, rve_mesh.cell_tags, physics, materials, degree=config.rve.degree
+        )
+        mine = {}
+        for bc in bcs[comm.rank :: comm.size]:
+            log.info("rank %d: %s boundary conditions", comm.rank, bc)
+            mine[bc] = effective_tensor(model, bc, solver_options=config.solver.petsc_options)
+        fractions = model.volume_fractions()
+        return mine, fractions
+
+    mine, tag_fractions = collectively(comm, solve_my_share, errors=(InputError, SolveError))
+    effective = {}
+    for part in comm.allgather(mine):
+        effective.update(part)
+    effective = {bc: effective[bc] for bc in bcs}
+
+    names = list(config.phases)
+    fractions = {name: tag_fractions[config.phases[name].tag] for name in names}
+    tangents = [materials[config.phases[name].tag].tangent(dim) for name in names]
+    weights = [fractions[name] for name in names]
+    mesh = rve_mesh.mesh
+    return HomogenizationResult(
+        config=config,
+        dim=dim,
+        volume_fractions=fractions,
+        effective=effective,
+        bounds={"voigt": voigt_bound(weights, tangents), "reuss": reuss_bound(weights, tangents)},
+        mesh={
+            "file": str(config.mesh.file) if config.mesh.file else None,
+            "generated": config.mesh.generate.model_dump() if config.mesh.generate else None,
+            "cells": int(mesh.topology.index_map(dim).size_local),
+            "nodes": int(mesh.geometry.x.shape[0]),
+        },
+        mesh_content=mesh_content,
+    )
