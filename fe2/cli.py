@@ -36,6 +36,7 @@ def cmd_homogenize(args: argparse.Namespace, comm: MPI.Comm) -> int:
     bcs = list(BC_ORDER) if bc == "all" else [bc]
     output = Path(args.output) if args.output else Path("results") / Path(args.config).stem
     clashes = [output / name for name in output_files(bcs) if (output / name).exists()]
+    clashes = comm.bcast(clashes if comm.rank == 0 else None)  # rank 0 writes: its view counts
     if clashes and not args.overwrite:
         raise InputError(
             f"{clashes[0]} exists; choose another --output or pass --overwrite to replace it"
@@ -68,17 +69,27 @@ def cmd_info(args: argparse.Namespace, comm: MPI.Comm) -> int:
     return 0
 
 
+def _common() -> argparse.ArgumentParser:
+    """Options every subcommand takes."""
+    common = argparse.ArgumentParser(add_help=False)
+    verbosity = common.add_mutually_exclusive_group()
+    verbosity.add_argument("-q", "--quiet", dest="verbosity", action="store_const", const=-1,
+                           help="print warnings and errors only")
+    verbosity.add_argument("-v", "--verbose", dest="verbosity", action="store_const", const=1,
+                           help="print debug messages")
+    common.set_defaults(verbosity=0)
+    return common
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fe2", description=fe2.__doc__)
     parser.add_argument("--version", action="version", version=f"fe2 {fe2.__version__}")
-    verbosity = parser.add_mutually_exclusive_group()
-    verbosity.add_argument("-q", "--quiet", dest="verbosity", action="store_const", const=-1)
-    verbosity.add_argument("-v", "--verbose", dest="verbosity", action="store_const", const=1)
     parser.set_defaults(verbosity=0)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     hom = commands.add_parser(
-        "homogenize", help="apparent tensor of an RVE (linear phases)", description=(
+        "homogenize", help="apparent tensor of an RVE (linear phases)", parents=[_common()],
+        description=(
             "Compute the apparent (effective) tensor of an RVE from a YAML study; "
             "--bc all adds the Voigt and Reuss bounds."
         )
@@ -95,7 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_mesh_parser(commands)
     commands.choices["mesh"].set_defaults(func=cmd_mesh)
 
-    info = commands.add_parser("info", help="versions of fe2 and its stack, MPI size")
+    info = commands.add_parser(
+        "info", help="versions of fe2 and its stack, MPI size", parents=[_common()]
+    )
     info.set_defaults(func=cmd_info)
     return parser
 

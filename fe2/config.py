@@ -177,6 +177,8 @@ def _format_error(error: dict, known: set[str], tags: set[str]) -> str:
         shown = repr(error["input"])
         if len(shown) < 60 and not message.startswith(key):
             message += f" (got {shown})"
+    if not loc and ":" in message:  # a model-level check that names its own key
+        return message
     return message if message.startswith(f"{key}:") else f"{key}: {message}"
 
 

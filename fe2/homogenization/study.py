@@ -66,24 +66,33 @@ def load_rve_mesh(config: HomogenizeConfig, comm: MPI.Comm) -> tuple[RveMesh, by
     A generated mesh is made once, on rank 0, and its file content broadcast (ranks may not
     share a file system). Returns the mesh and, if generated, the .msh file content.
     """
-    errors = (InputError, ValueError, OSError, RuntimeError)
+    errors = (InputError,)
     source = config.mesh
+
+    def read(path: Path) -> RveMesh:
+        try:
+            return read_rve_mesh(path, MPI.COMM_SELF)
+        except (ValueError, OSError) as exc:
+            raise InputError(f"mesh.file: {exc}") from None
+
+    def generate(path: Path) -> bytes | None:
+        if comm.rank != 0:
+            return None
+        try:
+            return source.generate.generate(path).read_bytes()
+        except (ValueError, OSError, RuntimeError) as exc:
+            raise InputError(f"mesh.generate: mesh generation failed: {exc}") from None
+
     if source.file is not None:
-        read = collectively(comm, lambda: read_rve_mesh(source.file, MPI.COMM_SELF), errors=errors)
-        return read, None
+        return collectively(comm, lambda: read(source.file), errors=errors), None
     with tempfile.TemporaryDirectory(prefix="fe2-") as tmp:
         path = Path(tmp) / "rve.msh"
         if comm.rank == 0:
             log.info("generating the RVE mesh (%s)", source.generate.type)
-        content = collectively(
-            comm,
-            lambda: source.generate.generate(path).read_bytes() if comm.rank == 0 else None,
-            errors=errors,
-        )
-        content = comm.bcast(content)
+        content = comm.bcast(collectively(comm, lambda: generate(path), errors=errors))
         if comm.rank != 0:
             path.write_bytes(content)
-        return collectively(comm, lambda: read_rve_mesh(path, MPI.COMM_SELF), errors=errors), content
+        return collectively(comm, lambda: read(path), errors=errors), content
 
 
 def _check_tags(config: HomogenizeConfig, rve_mesh: RveMesh) -> None:
