@@ -35,11 +35,11 @@ from fe2.rve.solver import DirectSolver
 
 MATERIALS = {1: LinearElastic(E=3.5, nu=0.35), 2: LinearElastic(E=72.0, nu=0.22)}
 
-CASES = {  # name: mesh spec (mesh sizes chosen for ~10k, ~30k, ~100k and ~50k dofs)
+CASES = {  # name: mesh spec (mesh sizes for ~10k, ~30k, ~100k (2D) and ~50k (3D) dofs)
     "2D small": dict(type="inclusion_2d", volume_fraction=0.3, mesh_size=0.016),
     "2D medium": dict(type="inclusion_2d", volume_fraction=0.3, mesh_size=0.009),
     "2D large": dict(type="inclusion_2d", volume_fraction=0.3, mesh_size=0.0048),
-    "3D": dict(type="inclusion_3d", volume_fraction=0.2, mesh_size=0.045),
+    "3D": dict(type="inclusion_3d", volume_fraction=0.2, mesh_size=0.039),
 }
 QUICK = {"2D small": CASES["2D small"], "3D quick": dict(CASES["3D"], mesh_size=0.1)}
 

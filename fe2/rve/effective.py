@@ -19,9 +19,13 @@ from petsc4py import PETSc
 
 from fe2.rve.boundary_conditions import make_boundary_condition
 from fe2.rve.model import RveModel
-from fe2.rve.solver import DirectSolver
+from fe2.rve.solver import DirectSolver, SolveError
 
 log = logging.getLogger(__name__)
+
+#: A direct solve meets Hill-Mandel and <eps> = E to round-off (~1e-14 here); beyond this the
+#: constrained system was singular or the constraints were not met, and no tensor is returned.
+CONSISTENCY_TOL = 1e-8
 
 
 @dataclass
@@ -104,6 +108,12 @@ def effective_tensor(
         for obj in (solver, condition, A, K, b, r, x):
             obj.destroy()
     log.info("%s: max Hill-Mandel residual %.2e", bc, hm.max())
+    if max(hm.max(), strain_error.max()) > CONSISTENCY_TOL:
+        raise SolveError(
+            f"{bc} RVE solution is inconsistent: Hill-Mandel residual {hm.max():.2e}, "
+            f"|<eps> - E| / |E| = {strain_error.max():.2e} (tolerance {CONSISTENCY_TOL:g}); "
+            "the constrained system is singular or ill-conditioned"
+        )
     return EffectiveTensor(
         bc=bc,
         C=C,
