@@ -12,20 +12,26 @@ usable() {  # usable PYTHON -> true if it runs and is >= 3.12
 }
 
 find_python() {
-    local candidate version prefix
-    for candidate in "${FE2_PYTHON:-}" python3.13 python3.12 python3; do
+    local candidate version root
+    # 3.12 first: the version this route is tested with; newer ones after it.
+    for candidate in "${FE2_PYTHON:-}" python3.12 python3.13 python3; do
         [ -n "$candidate" ] && command -v "$candidate" >/dev/null 2>&1 && usable "$candidate" \
             && { command -v "$candidate"; return; }
     done
-    if command -v pyenv >/dev/null 2>&1; then  # pyenv shims only work with PYENV_VERSION set
-        for version in $(pyenv versions --bare 2>/dev/null | grep -E '^3\.1[2-9]\.[0-9]+$' | sort -rV); do
-            prefix=$(pyenv prefix "$version" 2>/dev/null) || continue
-            for candidate in "$prefix"/bin/python3.1[2-9]; do
+    # pyenv: its shims only work with PYENV_VERSION set, so use the interpreters directly.
+    local roots=("${PYENV_ROOT:-}" "$HOME/.pyenv")
+    command -v pyenv >/dev/null 2>&1 && roots=("$(pyenv root 2>/dev/null)" "${roots[@]}")
+    for root in "${roots[@]}"; do
+        [ -n "$root" ] && [ -d "$root/versions" ] || continue
+        for version in $(ls "$root/versions" | grep -E '^3\.12\.[0-9]+$' | sort -rV) \
+                       $(ls "$root/versions" | grep -E '^3\.1[3-9]\.[0-9]+$' | sort -V); do
+            for candidate in "$root/versions/$version"/bin/python3.1[2-9]; do
                 usable "$candidate" && { echo "$candidate"; return; }
             done
         done
-    fi
-    echo "error: no Python >= 3.12 found (tried FE2_PYTHON, python3.13, python3.12, python3, pyenv)" >&2
+    done
+    echo "error: no Python >= 3.12 found (tried FE2_PYTHON, python3.13, python3.12, python3," \
+         "pyenv versions); install one or set FE2_PYTHON=/path/to/python3.12" >&2
     return 1
 }
 
