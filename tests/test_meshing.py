@@ -267,6 +267,14 @@ def test_cli_writes_mesh(tmp_path, capsys):
     assert "nodes" in text and "cells" in text and "inclusion" in text
     rve = read_rve_mesh(out, MPI.COMM_SELF)
     assert rve.names == {1: "matrix", 2: "inclusion"}
+    # An existing file is not replaced without --overwrite.
+    before = out.read_bytes()
+    again = ["mesh", "laminate_2d", "-o", str(out), "--fractions", "0.5", "0.5", "--mesh-size", "0.25"]
+    assert run_mesh(_parser().parse_args(again)) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert out.read_bytes() == before
+    assert run_mesh(_parser().parse_args([*again, "--overwrite"])) == 0
+    assert read_rve_mesh(out, MPI.COMM_SELF).names == {1: "layer_1", 2: "layer_2"}
 
 
 def test_generate_rve_mesh_collective(tmp_path):

@@ -62,6 +62,8 @@ def add_mesh_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
                 continue
             flags, kwargs = _argument(name, field)
             sub.add_argument(*flags, **kwargs)
+        sub.add_argument("--overwrite", dest="mesh_overwrite", action="store_true",
+                         help="replace OUT.msh if it exists")
         sub.add_argument("--binary", dest="mesh_binary", action="store_true",
                          help="write binary instead of ASCII MSH 4.1")
         sub.add_argument("--gmsh-verbose", dest="mesh_gmsh_verbose", action="store_true",
@@ -97,6 +99,8 @@ def run_mesh(args: argparse.Namespace) -> int:
     output = Path(args.mesh_output)
     if output.suffix != ".msh":
         return _error(f"output: file name must end in '.msh' (got {output})")
+    if output.exists() and not args.mesh_overwrite:
+        return _error(f"{output} exists; choose another -o or pass --overwrite to replace it")
     try:
         path = spec.generate(output, binary=args.mesh_binary,  # type: ignore[attr-defined]
                              verbose=args.mesh_gmsh_verbose)
