@@ -107,3 +107,17 @@ def voigt_to_mandel_stiffness(C: np.ndarray) -> np.ndarray:
     dim = {3: 2, 6: 3}[C.shape[0]]
     w = _weights(dim)
     return C * np.outer(w, w)
+
+
+def mandel_to_tensor(C: np.ndarray) -> np.ndarray:
+    """Mandel matrix (n, n) of a tensor with minor symmetries -> full tensor (d, d, d, d)."""
+    dim = {3: 2, 6: 3}[C.shape[0]]
+    pairs, w = _pairs(dim), _weights(dim)
+    T = np.zeros((dim,) * 4)
+    for a, (i, j) in enumerate(pairs):
+        for b, (k, l) in enumerate(pairs):
+            value = C[a, b] / (w[a] * w[b])
+            for p, q in {(i, j), (j, i)}:
+                for r, s in {(k, l), (l, k)}:
+                    T[p, q, r, s] = value
+    return T

@@ -18,7 +18,7 @@ from mpi4py import MPI
 from fe2.config import HomogenizeConfig
 from fe2.errors import InputError, collectively
 from fe2.homogenization.bounds import reuss_bound, voigt_bound
-from fe2.materials import LinearConductor, LinearElastic, LinearMaterial
+from fe2.materials import LinearConductor, LinearElastic, Material
 from fe2.meshing.io import RveMesh, read_rve_mesh
 from fe2.rve.effective import EffectiveTensor, effective_tensor
 from fe2.rve.model import RveModel
@@ -53,7 +53,7 @@ class HomogenizationResult:
     mesh_content: bytes | None = None
 
 
-def phase_material(phase) -> LinearMaterial:
+def phase_material(phase) -> Material:
     """Config phase -> linear material."""
     if phase.law == "linear_elastic":
         return LinearElastic(E=phase.E, nu=phase.nu)

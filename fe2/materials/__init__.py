@@ -1,5 +1,8 @@
-"""Constitutive laws of the phases (micro) and of closed-form macro points."""
+"""Constitutive laws of the phases: one protocol (:class:`Material`), one module per law."""
 
-from fe2.materials.linear import LinearConductor, LinearElastic, LinearMaterial
+from fe2.materials.base import Material, Update
+from fe2.materials.j2 import J2Plasticity
+from fe2.materials.linear import LinearConductor, LinearElastic
+from fe2.materials.neo_hookean import NeoHookean
 
-__all__ = ["LinearConductor", "LinearElastic", "LinearMaterial"]
+__all__ = ["J2Plasticity", "LinearConductor", "LinearElastic", "Material", "NeoHookean", "Update"]

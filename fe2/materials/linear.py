@@ -8,21 +8,12 @@ Cauchy stress, or the heat flux with the sign dropped, ``q = k grad T``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar
 
 import numpy as np
 
+from fe2.materials.base import Update, linear_update
 from fe2.tensors import isotropic_stiffness, lame_parameters
-
-
-class LinearMaterial(Protocol):
-    """A phase with a constant tangent."""
-
-    physics: str
-
-    def tangent(self, dim: int) -> np.ndarray:
-        """The constant tangent, shape (n, n), n = 3/6 (elasticity) or 2/3 (conduction)."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -36,7 +27,8 @@ class LinearElastic:
 
     E: float
     nu: float
-    physics: str = "elasticity"
+    physics: ClassVar[str] = "elasticity"
+    is_linear: ClassVar[bool] = True
 
     def __post_init__(self):
         if not self.E > 0:
@@ -53,6 +45,12 @@ class LinearElastic:
         """Mandel stiffness (plane strain in 2D), shape (3, 3) or (6, 6)."""
         return isotropic_stiffness(*self.lame, dim)
 
+    def initial_state(self, dim: int, m: int) -> dict[str, np.ndarray]:
+        return {}
+
+    def update(self, strain: np.ndarray, state: dict[str, np.ndarray], dim: int) -> Update:
+        return linear_update(self.tangent(dim), strain)
+
 
 @dataclass(frozen=True)
 class LinearConductor:
@@ -63,7 +61,8 @@ class LinearConductor:
     """
 
     k: float
-    physics: str = "conduction"
+    physics: ClassVar[str] = "conduction"
+    is_linear: ClassVar[bool] = True
 
     def __post_init__(self):
         if not self.k > 0:
@@ -72,3 +71,9 @@ class LinearConductor:
     def tangent(self, dim: int) -> np.ndarray:
         """k I, shape (dim, dim)."""
         return self.k * np.eye(dim)
+
+    def initial_state(self, dim: int, m: int) -> dict[str, np.ndarray]:
+        return {}
+
+    def update(self, strain: np.ndarray, state: dict[str, np.ndarray], dim: int) -> Update:
+        return linear_update(self.tangent(dim), strain)

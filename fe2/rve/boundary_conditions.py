@@ -41,8 +41,16 @@ class RveBoundaryCondition(ABC):
         """Number of unknowns of the constrained system."""
 
     @abstractmethod
-    def system_matrix(self, A: PETSc.Mat) -> PETSc.Mat:
-        """The constrained system matrix K built from the full stiffness A (new matrix)."""
+    def system_matrix(self, A: PETSc.Mat, K: PETSc.Mat | None = None) -> PETSc.Mat:
+        """The constrained system matrix K built from the full stiffness A.
+
+        With ``K`` from an earlier call on a matrix of A's sparsity, K is refilled in place
+        (same nonzero pattern, so a factorisation can reuse its symbolic phase).
+        """
+
+    @abstractmethod
+    def residual_norm(self, R: PETSc.Vec) -> float:
+        """Norm of the part of a full-space residual R (N,) that the constraints do not absorb."""
 
     @abstractmethod
     def restrict(self, b: PETSc.Vec, r: PETSc.Vec) -> None:
@@ -88,8 +96,15 @@ class _ProlongationBC(RveBoundaryCondition):
     def size(self) -> int:
         return self._size
 
-    def system_matrix(self, A):
-        return A.ptap(self.P)
+    def system_matrix(self, A, K=None):
+        return A.ptap(self.P, result=K)
+
+    def residual_norm(self, R):
+        r = self.create_vector()
+        self.P.multTranspose(R, r)
+        value = r.norm()
+        r.destroy()
+        return value
 
     def restrict(self, b, r):
         self.P.multTranspose(b, r)
@@ -152,6 +167,8 @@ class TractionBC(RveBoundaryCondition):
         super().__init__(model)
         self.B = self._constraint_rows()
         self.N = self.B.shape[1]
+        self._BBt_inv = np.linalg.inv(self.B @ self.B.T)
+        self._scale: float | None = None
 
     def _constraint_rows(self) -> np.ndarray:
         model = self.model
@@ -177,12 +194,29 @@ class TractionBC(RveBoundaryCondition):
     def size(self) -> int:
         return self.N + self.B.shape[0]
 
-    def system_matrix(self, A):
+    def residual_norm(self, R):
+        """Norm of R projected on the null space of B: R - B^T (B B^T)^-1 B R."""
+        R = R.array_r
+        return float(np.linalg.norm(R - self.B.T @ (self._BBt_inv @ (self.B @ R))))
+
+    def system_matrix(self, A, K=None):
         """[[A, s B^T], [s B, 0]] as one AIJ matrix (B rows stored sparse)."""
+        csr = self._augmented_csr(A)
+        if K is None:
+            N, m = self.N, self.B.shape[0]
+            K = PETSc.Mat().createAIJ(size=(N + m, N + m), csr=csr, comm=self.comm)
+        else:
+            K.zeroEntries()
+            K.setValuesCSR(*csr)
+        K.assemble()
+        return K
+
+    def _augmented_csr(self, A):
         indptr, indices, data = A.getValuesCSR()
         N, m = self.N, self.B.shape[0]
-        scale = np.abs(A.getDiagonal().array).max() / np.abs(self.B).max()
-        B = self.B * scale
+        if self._scale is None:  # fixed at the first call: K keeps one pattern and scaling
+            self._scale = np.abs(A.getDiagonal().array).max() / np.abs(self.B).max()
+        B = self.B * self._scale
         # Columns N + r appended to row i wherever B[r, i] != 0.
         extra = (B != 0).T  # (N, m)
         counts = extra.sum(axis=1)
@@ -207,17 +241,11 @@ class TractionBC(RveBoundaryCondition):
             bottom_indices += [nz, [N + r]]
             bottom_data += [B[r, nz], [0.0]]
             bottom_len.append(len(nz) + 1)
-        K = PETSc.Mat().createAIJ(
-            size=(N + m, N + m),
-            csr=(
-                np.concatenate([new_indptr, nnz_top + np.cumsum(bottom_len)]).astype(PETSc.IntType),
-                np.concatenate([new_indices, *bottom_indices]).astype(PETSc.IntType),
-                np.concatenate([new_data, *bottom_data]),
-            ),
-            comm=self.comm,
+        return (
+            np.concatenate([new_indptr, nnz_top + np.cumsum(bottom_len)]).astype(PETSc.IntType),
+            np.concatenate([new_indices, *bottom_indices]).astype(PETSc.IntType),
+            np.concatenate([new_data, *bottom_data]),
         )
-        K.assemble()
-        return K
 
     def restrict(self, b, r):
         r.array[: self.N] = b.array_r

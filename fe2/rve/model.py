@@ -1,13 +1,17 @@
-"""Discretised linear RVE, independent of the boundary conditions.
+"""Discretised RVE, independent of the boundary conditions and of the state.
 
 Unknown: the fluctuation w in a Lagrange space V on the RVE mesh Y (a box). For a macro
-strain E (n,), the micro strain is eps = E + strain(w) and the stress sigma = C(x) eps with a
-phase-wise constant tangent C (n x n, Mandel for elasticity). The weak form is
+strain E (n,), the micro strain at the quadrature points is eps = E + strain(w). Each phase
+law maps it to the stress and the consistent tangent, which live in quadrature spaces:
 
-    a(w, v) = (C strain(w), strain(v))_Y,        L_E(v) = -(C E, strain(v))_Y,
+    residual   R(v)     = (sigma_q, strain(v))_Y,
+    Jacobian   J(u, v)  = (C_q strain(u), strain(v))_Y,
+    sensitivity L_dE(v) = -(C_q dE, strain(v))_Y.
 
-and volume averages <.> = |Y|^-1 int_Y . dx are evaluated at quadrature points that
-integrate sigma:eps exactly on affine cells (degree 2(p-1) for Lagrange degree p).
+The quadrature (degree 2(p-1) on simplices, at least one point; 2p on tensor-product cells)
+integrates sigma:eps exactly for linear phases on affine cells; volume averages
+<.> = |Y|^-1 int_Y . dx use the same points. Arrays at quadrature points have shape
+(num_cells, num_qp, ...).
 """
 
 from __future__ import annotations
@@ -17,17 +21,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import basix
+import basix.ufl
 import dolfinx
 import numpy as np
 import ufl
 from dolfinx import fem
 
 from fe2.errors import InputError
-from fe2.materials.linear import LinearMaterial
+from fe2.materials.base import Material
 from fe2.rve.box import Box
 from fe2.rve.physics import Physics
 
 log = logging.getLogger(__name__)
+
+#: History of one RVE: phase tag -> variable name -> array (num_phase_points, ...).
+History = dict[int, dict[str, np.ndarray]]
 
 
 class RveInputError(InputError):
@@ -41,22 +49,24 @@ class Averages:
     Attributes:
         stress: <sigma>, shape (n,).
         strain: <eps>, shape (n,).
-        energy: <sigma : eps> (twice the mean strain-energy density).
+        energy: <sigma . (eps - eps_ref)> (eps_ref: the physics' reference strain).
+        scale: <|sigma| |eps - eps_ref|>, the magnitude ``energy`` is compared with.
     """
 
     stress: np.ndarray
     strain: np.ndarray
     energy: float
+    scale: float
 
 
 class RveModel:
-    """Function space, phase tangents and compiled forms of a linear RVE.
+    """Function spaces, phase laws and compiled forms of an RVE.
 
     Args:
         mesh: RVE mesh on a single process (``MPI.COMM_SELF``), filling a box.
         cell_tags: cell markers, one value per phase.
         physics: the field problem (its ``dim`` must equal the mesh's).
-        phases: phase tag -> linear material.
+        phases: phase tag -> material law (of this physics).
         degree: Lagrange degree of the fluctuation.
     """
 
@@ -65,7 +75,7 @@ class RveModel:
         mesh: dolfinx.mesh.Mesh,
         cell_tags: dolfinx.mesh.MeshTags,
         physics: Physics,
-        phases: Mapping[int, LinearMaterial],
+        phases: Mapping[int, Material],
         *,
         degree: int = 1,
     ):
@@ -74,40 +84,65 @@ class RveModel:
         dim = mesh.geometry.dim
         if physics.dim != dim:
             raise RveInputError(f"{physics.name} in {physics.dim}D on a {dim}D mesh")
+        for tag, material in phases.items():
+            if material.physics != physics.name:
+                raise RveInputError(
+                    f"phase {tag}: a {material.physics} law in a {physics.name} RVE"
+                )
         self.mesh, self.cell_tags, self.physics, self.degree = mesh, cell_tags, physics, degree
         self.phases = dict(phases)
         self.box = Box.bounding(mesh.geometry.x[:, :dim])
         n = physics.n_comp
 
+        cell = mesh.basix_cell()
+        simplex = cell in (basix.CellType.triangle, basix.CellType.tetrahedron)
+        self.quadrature_degree = 2 * (degree - 1) if simplex else 2 * degree
+        points, weights = basix.make_quadrature(cell, self.quadrature_degree)
+        self.num_qp = len(weights)
+
+        def quadrature_function(shape, name):
+            element = basix.ufl.quadrature_element(
+                cell, value_shape=shape, scheme="default", degree=self.quadrature_degree
+            )
+            return fem.Function(fem.functionspace(mesh, element), name=name)
+
         self.V = fem.functionspace(mesh, ("Lagrange", degree, physics.value_shape))
-        self.C = fem.Function(fem.functionspace(mesh, ("DG", 0, (n, n))), name="tangent")
-        self.E = fem.Constant(mesh, np.zeros(n))
         self.w = fem.Function(self.V, name="fluctuation")
-        self._fill_tangent()
+        self.E = fem.Constant(mesh, np.zeros(n))  # macro strain
+        self.dE = fem.Constant(mesh, np.zeros(n))  # macro strain direction (sensitivity)
+        self.stress_q = quadrature_function((n,), "stress")
+        self.tangent_q = quadrature_function((n, n), "tangent")
+        qmap = self.stress_q.function_space.dofmap.list
+        if not np.array_equal(qmap.ravel(), np.arange(qmap.size)):
+            raise RuntimeError("unexpected quadrature dof layout")  # cell-major is assumed
 
         u, v = ufl.TrialFunction(self.V), ufl.TestFunction(self.V)
-        strain, C = physics.strain, self.C
-        self.a = fem.form(ufl.inner(C * strain(u), strain(v)) * ufl.dx)
-        self.L = fem.form(-ufl.inner(C * self.E, strain(v)) * ufl.dx)
+        strain = physics.strain
+        dx = ufl.Measure(
+            "dx", domain=mesh,
+            metadata={"quadrature_degree": self.quadrature_degree, "quadrature_scheme": "default"},
+        )
+        self.residual = fem.form(ufl.inner(self.stress_q, strain(v)) * dx)
+        self.jacobian = fem.form(ufl.inner(ufl.dot(self.tangent_q, strain(u)), strain(v)) * dx)
+        self.sensitivity_rhs = fem.form(-ufl.inner(ufl.dot(self.tangent_q, self.dE), strain(v)) * dx)
 
-        # Exact for sigma:eps on affine simplices; tensor-product cells need full degree.
-        simplex = mesh.basix_cell() in (basix.CellType.triangle, basix.CellType.tetrahedron)
-        quadrature_degree = 2 * (degree - 1) if simplex else 2 * degree
-        points, weights = basix.make_quadrature(mesh.basix_cell(), quadrature_degree)
-        eps = self.E + strain(self.w)
-        self._fields = fem.Expression(ufl.as_vector([*(C * eps), *eps]), points)
-        self._cells = np.arange(self._num_cells, dtype=np.int32)
+        self._probe = fem.Function(self.V)  # field whose strain is evaluated at the points
+        self._strain_expression = fem.Expression(strain(self._probe), points)
+        self._cells = np.arange(self.num_cells, dtype=np.int32)
         detJ = fem.Expression(abs(ufl.JacobianDeterminant(mesh)), points)
-        self._dV = detJ.eval(mesh, self._cells).reshape(self._num_cells, -1) * weights
-        volume = self._dV.sum()
-        if abs(volume - self.box.volume) > 1e-8 * self.box.volume:
+        self.dV = detJ.eval(mesh, self._cells).reshape(self.num_cells, -1) * weights
+        self.volume = float(self.dV.sum())
+        if abs(self.volume - self.box.volume) > 1e-8 * self.box.volume:
             raise RveInputError(
-                f"the RVE mesh does not fill its bounding box: mesh volume {volume:.12g}, "
+                f"the RVE mesh does not fill its bounding box: mesh volume {self.volume:.12g}, "
                 f"box volume {self.box.volume:.12g}"
             )
+        self.phase_cells = self._phase_cells()
+        #: Micro strain of the last constitutive update, (num_cells, num_qp, n).
+        self.strain_qp = np.zeros((self.num_cells, self.num_qp, n))
 
     @property
-    def _num_cells(self) -> int:
+    def num_cells(self) -> int:
         return self.mesh.topology.index_map(self.mesh.topology.dim).size_local
 
     @property
@@ -115,44 +150,95 @@ class RveModel:
         """Number of scalar degrees of freedom of the fluctuation."""
         return self.V.dofmap.index_map.size_local * self.V.dofmap.index_map_bs
 
-    def _fill_tangent(self) -> None:
-        """Write each phase's tangent into its cells; every cell must belong to a phase."""
+    @property
+    def stress_qp(self) -> np.ndarray:
+        """Stress at the quadrature points, (num_cells, num_qp, n) (a view)."""
+        return self.stress_q.x.array.reshape(self.num_cells, self.num_qp, -1)
+
+    @property
+    def tangent_qp(self) -> np.ndarray:
+        """Consistent tangent at the quadrature points, (num_cells, num_qp, n, n) (a view)."""
         n = self.physics.n_comp
-        values = self.C.x.array.reshape(-1, n * n)
-        covered = np.zeros(values.shape[0], dtype=bool)
-        tags_in_mesh = set(np.unique(self.cell_tags.values).tolist())
-        for tag, material in self.phases.items():
+        return self.tangent_q.x.array.reshape(self.num_cells, self.num_qp, n, n)
+
+    @property
+    def is_linear(self) -> bool:
+        """All phases linear: the tangent is constant."""
+        return all(material.is_linear for material in self.phases.values())
+
+    def _phase_cells(self) -> dict[int, np.ndarray]:
+        """Cells of each phase; every cell must belong to exactly one phase."""
+        tags_in_mesh = sorted(set(np.unique(self.cell_tags.values).tolist()))
+        covered = np.zeros(self.num_cells, dtype=bool)
+        cells = {}
+        for tag in self.phases:
             if tag not in tags_in_mesh:
                 raise RveInputError(
-                    f"phase tag {tag} is not in the mesh (its cell tags are {sorted(tags_in_mesh)})"
+                    f"phase tag {tag} is not in the mesh (its cell tags are {tags_in_mesh})"
                 )
-            cells = self.cell_tags.find(tag)
-            values[cells] = material.tangent(self.physics.dim).ravel()
-            covered[cells] = True
+            cells[tag] = np.sort(self.cell_tags.find(tag))
+            covered[cells[tag]] = True
         if not covered.all():
-            missing = sorted(set(np.unique(self.cell_tags.values).tolist()) - set(self.phases))
+            missing = sorted(set(tags_in_mesh) - set(self.phases))
             raise RveInputError(
                 f"{np.count_nonzero(~covered)} cells have no phase: cell tags {missing} "
                 f"are in the mesh but not among the phases"
             )
-        self.C.x.scatter_forward()
+        return cells
+
+    def initial_history(self) -> History:
+        """History of a virgin RVE."""
+        return {
+            tag: material.initial_state(self.physics.dim, len(self.phase_cells[tag]) * self.num_qp)
+            for tag, material in self.phases.items()
+        }
+
+    def strain_of(self, field: np.ndarray) -> np.ndarray:
+        """strain(field) at the quadrature points, (num_cells, num_qp, n)."""
+        self._probe.x.array[:] = field
+        values = self._strain_expression.eval(self.mesh, self._cells)
+        return values.reshape(self.num_cells, self.num_qp, -1)
+
+    def constitutive_update(self, history: History) -> tuple[History, bool]:
+        """Stress and tangent of the current (E, w) from the committed ``history``.
+
+        Writes :attr:`stress_q`, :attr:`tangent_q` and :attr:`strain_qp`; returns the trial
+        history and False if any point is inadmissible (NaN, det F <= 0).
+        """
+        n = self.physics.n_comp
+        self.strain_qp[:] = self.E.value + self.strain_of(self.w.x.array)
+        stress, tangent = self.stress_qp, self.tangent_qp
+        trial: History = {}
+        admissible = True
+        for tag, material in self.phases.items():
+            cells = self.phase_cells[tag]
+            result = material.update(self.strain_qp[cells].reshape(-1, n), history[tag], self.physics.dim)
+            stress[cells] = result.stress.reshape(len(cells), self.num_qp, n)
+            tangent[cells] = result.tangent.reshape(len(cells), self.num_qp, n, n)
+            trial[tag] = result.state
+            admissible &= bool(result.ok.all())
+        return trial, admissible and bool(np.isfinite(stress).all())
+
+    def average(self, values: np.ndarray) -> np.ndarray:
+        """Volume average of a quadrature array (num_cells, num_qp, ...)."""
+        return np.tensordot(self.dV, values, axes=([0, 1], [0, 1])) / self.volume
+
+    def averages(self, stress: np.ndarray | None = None, strain: np.ndarray | None = None) -> Averages:
+        """<sigma>, <eps> and the Hill-Mandel work terms (default: the last update)."""
+        stress = self.stress_qp if stress is None else stress
+        strain = self.strain_qp if strain is None else strain
+        h = strain - self.physics.reference_strain
+        return Averages(
+            stress=self.average(stress),
+            strain=self.average(strain),
+            energy=float(self.average(np.einsum("cqi,cqi->cq", stress, h))),
+            scale=float(self.average(np.linalg.norm(stress, axis=-1) * np.linalg.norm(h, axis=-1))),
+        )
 
     def volume_fractions(self) -> dict[int, float]:
         """Volume fraction of each phase tag (sum = 1)."""
-        cell_volume = self._dV.sum(axis=1)
-        total = cell_volume.sum()
+        cell_volume = self.dV.sum(axis=1)
         return {
-            tag: float(cell_volume[self.cell_tags.find(tag)].sum() / total) for tag in self.phases
+            tag: float(cell_volume[cells].sum() / self.volume)
+            for tag, cells in self.phase_cells.items()
         }
-
-    def averages(self) -> Averages:
-        """<sigma>, <eps>, <sigma:eps> of the current state (E, w)."""
-        n = self.physics.n_comp
-        values = self._fields.eval(self.mesh, self._cells).reshape(self._num_cells, -1, 2 * n)
-        sigma, eps = values[..., :n], values[..., n:]
-        volume = self._dV.sum()
-        return Averages(
-            stress=np.einsum("cq,cqi->i", self._dV, sigma) / volume,
-            strain=np.einsum("cq,cqi->i", self._dV, eps) / volume,
-            energy=float(np.einsum("cq,cqi,cqi->", self._dV, sigma, eps) / volume),
-        )

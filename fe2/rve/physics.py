@@ -1,18 +1,22 @@
-"""The two linear field problems an RVE can carry, behind one small interface.
+"""The field problems an RVE can carry, behind one small interface.
 
-Both are written as "strain" -> "stress" with a tangent matrix C (n x n):
+All are written as "strain" (n,) -> "stress" (n,) with a tangent matrix (n x n):
 
-* elasticity: field u (vector), strain = Mandel(sym grad u), stress = Mandel(sigma);
+* elasticity (small strain): field u (vector), strain = Mandel(sym grad u),
+  stress = Mandel(sigma);
+* finite_strain: field u (vector), strain = F = I + grad u flattened row-major
+  (F11, F12, F21, F22 in 2D), stress = first Piola-Kirchhoff P flattened alike;
 * conduction: field T (scalar), strain = grad T, stress = k grad T (heat flux, sign dropped).
 
-The macro "strain" E (n,) enters the RVE as the affine part of the field, E . (x - x_c); the
-RVE unknown is the fluctuation w, so the micro strain is E + strain(w).
+The macro strain E (n,) enters the RVE as the affine part of the field; the RVE unknown is the
+fluctuation w, so the micro strain is E + strain(w) (for finite strain: F = F_bar + grad w).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+import numpy as np
 import ufl
 
 from fe2.tensors import MANDEL_LABELS, ufl_mandel
@@ -42,6 +46,11 @@ class Physics(ABC):
     def n_comp(self) -> int:
         """Number of macro strain components n."""
         return len(self.labels)
+
+    @property
+    def reference_strain(self) -> np.ndarray:
+        """The strain of the undeformed state (zero; the identity for finite strain), (n,)."""
+        return np.zeros(self.n_comp)
 
     @abstractmethod
     def strain(self, w: ufl.core.expr.Expr) -> ufl.core.expr.Expr:
@@ -83,6 +92,33 @@ class Elasticity(Physics):
         return Et * x
 
 
+class FiniteStrain(Physics):
+    """Finite-strain mechanics: F and P flattened row-major (plane strain in 2D)."""
+
+    name = "finite_strain"
+
+    @property
+    def value_shape(self) -> tuple[int, ...]:
+        return (self.dim,)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(f"{i + 1}{j + 1}" for i in range(self.dim) for j in range(self.dim))
+
+    @property
+    def reference_strain(self) -> np.ndarray:
+        return np.eye(self.dim).ravel()
+
+    def strain(self, w):
+        g = ufl.grad(w)
+        return ufl.as_vector([g[i, j] for i in range(self.dim) for j in range(self.dim)])
+
+    def macro_field(self, E, x):
+        d = self.dim
+        H = ufl.as_matrix([[E[i * d + j] - (1.0 if i == j else 0.0) for j in range(d)] for i in range(d)])
+        return H * x
+
+
 class Conduction(Physics):
     """Stationary heat conduction; the strain is the temperature gradient."""
 
@@ -103,11 +139,13 @@ class Conduction(Physics):
         return ufl.dot(E, x)
 
 
-PHYSICS: dict[str, type[Physics]] = {"elasticity": Elasticity, "conduction": Conduction}
+PHYSICS: dict[str, type[Physics]] = {
+    cls.name: cls for cls in (Elasticity, FiniteStrain, Conduction)
+}
 
 
 def make_physics(name: str, dim: int) -> Physics:
-    """Physics by name ('elasticity' or 'conduction')."""
+    """Physics by name ('elasticity', 'finite_strain' or 'conduction')."""
     try:
         return PHYSICS[name](dim)
     except KeyError:

@@ -30,6 +30,9 @@ class SolveError(ComputationError):
 class DirectSolver:
     """KSP wrapper with its own options prefix.
 
+    Refactorising a matrix whose values changed but whose nonzero pattern did not reuses the
+    symbolic factorisation (PETSc tracks the pattern).
+
     Args:
         comm: communicator of the matrices (``MPI.COMM_SELF`` for RVEs).
         prefix: unique PETSc options prefix, ending in '_'.
@@ -54,7 +57,10 @@ class DirectSolver:
     def factorize(self, K: PETSc.Mat) -> None:
         """Set the operator and factorise it (collective on the matrix communicator)."""
         self.ksp.setOperators(K)
-        self.ksp.setUp()
+        try:
+            self.ksp.setUp()
+        except PETSc.Error as exc:
+            raise SolveError(f"factorisation failed ({self.prefix}): {exc}") from None
         reason = self.ksp.getPC().getFailedReason()
         if reason != 0:
             raise SolveError(f"factorisation failed ({self.prefix}, PC failed reason {reason})")

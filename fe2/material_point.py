@@ -1,0 +1,49 @@
+"""The contract between the macro solver and any constitutive source ("material points").
+
+    evaluate(strains (m, n)) -> (stresses (m, n), tangents (m, n, n))
+    commit()     accept the trial states of the last evaluate (converged load step)
+    rollback()   discard them (cut-back); the committed states stay bit for bit
+
+Every evaluate starts from the committed state of each point. Implementations: closed-form
+laws and the RVE pool (:class:`fe2.rve.pool.RvePool`).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from fe2.errors import ComputationError
+
+
+class MaterialPointFailure(ComputationError):
+    """A point has no answer for its strain (RVE not converged, det F <= 0, ...).
+
+    Attributes:
+        point: index of the first failed point in the evaluated batch.
+        reason: what went wrong.
+    """
+
+    def __init__(self, point: int, reason: str):
+        super().__init__(f"material point {point}: {reason}")
+        self.point, self.reason = point, reason
+
+
+class MaterialPoints(Protocol):
+    """A batch of m material points with n strain components."""
+
+    num_points: int
+    n_comp: int
+
+    def evaluate(self, strains: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Stresses (m, n) and consistent tangents (m, n, n) for strains (m, n).
+
+        Raises:
+            MaterialPointFailure: a point has no admissible answer.
+        """
+        ...
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...

@@ -1,0 +1,85 @@
+"""Many material points of one RVE type: the FE² side of the material-point contract.
+
+All points share one :class:`~fe2.rve.newton.RveSolver` (mesh, forms, matrices, sparsity,
+symbolic factorisation); a point owns only its :class:`~fe2.rve.newton.PointState`. States are
+never modified in place: a solve returns a new trial state, ``commit`` adopts the trial
+states and ``rollback`` drops them, so committed arrays stay bit for bit.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from fe2.material_point import MaterialPointFailure
+from fe2.rve.newton import PointState, RveFailure, RveResponse, RveSolver
+from fe2.rve.solver import SolveError
+
+log = logging.getLogger(__name__)
+
+
+class RvePool:
+    """m material points, each an RVE with its own state.
+
+    Args:
+        solver: the shared RVE solver (one RVE type and boundary condition).
+        num_points: number of points m.
+
+    Attributes:
+        responses: the :class:`RveResponse` of each point from the last evaluate.
+        seconds: wall time of each point's last solve, (m,).
+    """
+
+    def __init__(self, solver: RveSolver, num_points: int):
+        self.solver = solver
+        self.num_points = num_points
+        self.n_comp = solver.model.physics.n_comp
+        initial = solver.initial_state()  # shared until a point commits its own
+        self._committed: list[PointState] = [initial] * num_points
+        self._trial: list[PointState | None] = [None] * num_points
+        self.responses: list[RveResponse | None] = [None] * num_points
+        self.seconds = np.zeros(num_points)
+
+    def state(self, point: int, *, trial: bool = False) -> PointState:
+        """The committed (or, if any, the trial) state of a point; do not modify it."""
+        if trial and self._trial[point] is not None:
+            return self._trial[point]
+        return self._committed[point]
+
+    def evaluate(self, strains: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Homogenised stresses (m, n) and consistent tangents (m, n, n) for strains (m, n).
+
+        Each point starts from its committed history and is warm-started from its last
+        fluctuation (trial if any, else committed).
+
+        Raises:
+            MaterialPointFailure: at the first point whose RVE has no answer.
+        """
+        strains = np.asarray(strains, dtype=float)
+        if strains.shape != (self.num_points, self.n_comp):
+            raise ValueError(f"strains must have shape {(self.num_points, self.n_comp)}, got {strains.shape}")
+        stresses = np.empty((self.num_points, self.n_comp))
+        tangents = np.empty((self.num_points, self.n_comp, self.n_comp))
+        for point in range(self.num_points):
+            t0 = time.perf_counter()
+            warm = self.state(point, trial=True).w
+            try:
+                response, trial = self.solver.solve(strains[point], self._committed[point], warm_start=warm)
+            except (RveFailure, SolveError) as exc:
+                raise MaterialPointFailure(point, str(exc)) from None
+            self._trial[point] = trial
+            self.responses[point] = response
+            stresses[point], tangents[point] = response.stress, response.tangent
+            self.seconds[point] = time.perf_counter() - t0
+        return stresses, tangents
+
+    def commit(self) -> None:
+        """Adopt the trial states of the last evaluate."""
+        self._committed = [t if t is not None else c for t, c in zip(self._trial, self._committed)]
+        self._trial = [None] * self.num_points
+
+    def rollback(self) -> None:
+        """Discard the trial states."""
+        self._trial = [None] * self.num_points
