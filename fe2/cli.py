@@ -35,7 +35,8 @@ def cmd_homogenize(args: argparse.Namespace, comm: MPI.Comm) -> int:
     bc = args.bc or config.rve.bc
     bcs = list(BC_ORDER) if bc == "all" else [bc]
     output = Path(args.output) if args.output else Path("results") / Path(args.config).stem
-    clashes = [output / name for name in output_files(bcs) if (output / name).exists()]
+    names = output_files(bcs, load_path=config.load_path is not None)
+    clashes = [output / name for name in names if (output / name).exists()]
     clashes = comm.bcast(clashes if comm.rank == 0 else None)  # rank 0 writes: its view counts
     if clashes and not args.overwrite:
         raise InputError(

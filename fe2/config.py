@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from fe2.errors import InputError
+from fe2.materials import J2Plasticity, LinearConductor, LinearElastic, Material, NeoHookean
 from fe2.meshing.specs import MeshSpec
 
 
@@ -34,28 +35,78 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+_TAG = Field(description="cell tag (gmsh physical group) of the phase")
+_E = Field(gt=0, description="Young's modulus, stress units (e.g. GPa)")
+_NU = Field(gt=-1.0, lt=0.5, description="Poisson's ratio, in (-1, 0.5)")
+
+
 class ElasticPhase(_Model):
     """Isotropic linear elastic phase (plane strain in 2D)."""
 
     law: Literal["linear_elastic"] = "linear_elastic"
-    tag: int = Field(description="cell tag (gmsh physical group) of the phase")
-    E: float = Field(gt=0, description="Young's modulus, stress units (e.g. GPa)")
-    nu: float = Field(gt=-1.0, lt=0.5, description="Poisson's ratio, in (-1, 0.5)")
+    tag: int = _TAG
+    E: float = _E
+    nu: float = _NU
+
+    def material(self) -> Material:
+        return LinearElastic(E=self.E, nu=self.nu)
+
+
+class J2Phase(_Model):
+    """Small-strain von Mises plasticity with linear isotropic/kinematic hardening."""
+
+    law: Literal["j2"] = "j2"
+    tag: int = _TAG
+    E: float = _E
+    nu: float = _NU
+    sigma_y: float = Field(gt=0, description="initial yield stress, stress units")
+    H: float = Field(0.0, ge=0, description="isotropic hardening modulus, stress units")
+    H_kin: float = Field(0.0, ge=0, description="kinematic (Prager) hardening modulus")
+
+    def material(self) -> Material:
+        return J2Plasticity(E=self.E, nu=self.nu, sigma_y=self.sigma_y, H=self.H, H_kin=self.H_kin)
+
+
+class NeoHookeanPhase(_Model):
+    """Compressible Neo-Hookean hyperelasticity (finite strain)."""
+
+    law: Literal["neo_hookean"] = "neo_hookean"
+    tag: int = _TAG
+    E: float = _E
+    nu: float = _NU
+
+    def material(self) -> Material:
+        return NeoHookean(E=self.E, nu=self.nu)
 
 
 class ConductorPhase(_Model):
     """Isotropic linear heat conductor."""
 
     law: Literal["linear_conduction"] = "linear_conduction"
-    tag: int = Field(description="cell tag (gmsh physical group) of the phase")
+    tag: int = _TAG
     k: float = Field(gt=0, description="thermal conductivity, e.g. W/(m K)")
 
+    def material(self) -> Material:
+        return LinearConductor(k=self.k)
 
-Phase = Annotated[ElasticPhase | ConductorPhase, Field(discriminator="law")]
+
+Phase = Annotated[
+    ElasticPhase | J2Phase | NeoHookeanPhase | ConductorPhase, Field(discriminator="law")
+]
+PHASE_MODELS = (ElasticPhase, J2Phase, NeoHookeanPhase, ConductorPhase)
 
 #: The phase law each physics uses when a phase does not name one.
-DEFAULT_LAW = {"elasticity": "linear_elastic", "conduction": "linear_conduction"}
-LAW_PHYSICS = {"linear_elastic": "elasticity", "linear_conduction": "conduction"}
+DEFAULT_LAW = {
+    "elasticity": "linear_elastic",
+    "finite_strain": "neo_hookean",
+    "conduction": "linear_conduction",
+}
+LAW_PHYSICS = {
+    "linear_elastic": "elasticity",
+    "j2": "elasticity",
+    "neo_hookean": "finite_strain",
+    "linear_conduction": "conduction",
+}
 
 
 class MeshSource(_Model):
@@ -91,9 +142,21 @@ class RveOptions(_Model):
     degree: int = Field(1, ge=1, le=3, description="Lagrange degree of the fluctuation")
 
 
-class SolverOptions(_Model):
-    """Linear solver of the RVE problems."""
+class NewtonConfig(_Model):
+    """Newton tolerances of the RVE problems."""
 
+    atol: float = Field(0.0, ge=0, description="absolute tolerance on the residual norm")
+    rtol: float = Field(
+        1e-10, gt=0, lt=1,
+        description="tolerance relative to the norm of the boundary reaction forces",
+    )
+    max_iterations: int = Field(25, ge=1, description="Newton iterations before failure")
+
+
+class SolverOptions(_Model):
+    """Newton and linear solver of the RVE problems."""
+
+    newton: NewtonConfig = NewtonConfig()
     petsc_options: dict[str, str | int | float | bool] = Field(
         default_factory=dict,
         description="PETSc options without prefix, passed through unchanged "
@@ -101,14 +164,53 @@ class SolverOptions(_Model):
     )
 
 
-class HomogenizeConfig(_Model):
-    """A linear homogenisation study (`fe2 homogenize`)."""
+Matrix = list[list[float]] | list[float]
 
-    physics: Literal["elasticity", "conduction"] = Field(description="field problem on the RVE")
+
+class LoadPath(_Model):
+    """A sequence of macro strains applied to one RVE (instead of the effective tensor)."""
+
+    strain: Matrix | None = Field(
+        None,
+        description="final macro strain, reached linearly in `steps` steps from the undeformed "
+        "state: the strain tensor (elasticity, d x d, symmetric), the deformation gradient "
+        "(finite_strain, d x d) or the temperature gradient (conduction, d)",
+    )
+    steps: int = Field(10, ge=1, le=100_000, description="number of steps of the ramp to `strain`")
+    strains: list[Matrix] | None = Field(
+        None, min_length=1, description="explicit sequence of macro strains (instead of strain/steps)"
+    )
+    fields_at: list[int] | None = Field(
+        None, description="steps (1-based) whose RVE fields are written (default: the last)"
+    )
+    max_cutbacks: int = Field(
+        4, ge=0, le=10, description="times a step that fails may be halved (with rollback)"
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> LoadPath:
+        if (self.strain is None) == (self.strains is None):
+            raise ValueError("load_path: give exactly one of 'strain' (with 'steps') and 'strains'")
+        return self
+
+    @property
+    def num_steps(self) -> int:
+        return len(self.strains) if self.strains is not None else self.steps
+
+
+class HomogenizeConfig(_Model):
+    """A homogenisation study (`fe2 homogenize`): effective tensor, or a load path."""
+
+    physics: Literal["elasticity", "finite_strain", "conduction"] = Field(
+        description="field problem on the RVE"
+    )
     mesh: MeshSource
     phases: dict[str, Phase] = Field(min_length=1, description="phase name -> material")
     rve: RveOptions = RveOptions()
     solver: SolverOptions = SolverOptions()
+    load_path: LoadPath | None = Field(
+        None, description="apply a sequence of macro strains (nonlinear phases)"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -129,14 +231,21 @@ class HomogenizeConfig(_Model):
         for name, phase in self.phases.items():
             if LAW_PHYSICS[phase.law] != self.physics:
                 raise ValueError(
-                    f"phases.{name}.law: {phase.law!r} is a {LAW_PHYSICS[phase.law]} law, "
-                    f"but physics is {self.physics!r}"
+                    f"phases.{name}.law: {phase.law!r} is a law for physics "
+                    f"{LAW_PHYSICS[phase.law]!r}, but physics is {self.physics!r}"
                 )
             if phase.tag in tags:
                 raise ValueError(
                     f"phases.{name}.tag: tag {phase.tag} is already used by phase {tags[phase.tag]!r}"
                 )
             tags[phase.tag] = name
+        path = self.load_path
+        if path is not None and path.fields_at is not None:
+            bad = [s for s in path.fields_at if not 1 <= s <= path.num_steps]
+            if bad:
+                raise ValueError(
+                    f"load_path.fields_at: steps {bad} are not in 1..{path.num_steps}"
+                )
         return self
 
 
@@ -190,7 +299,7 @@ def validate(model: type[BaseModel], data: Any, *, base_dir: Path, source: str) 
         return model.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as exc:
         known = _known_keys(model)
-        tags = {"linear_elastic", "linear_conduction"} | set(_mesh_types())
+        tags = set(LAW_PHYSICS) | set(_mesh_types())
         lines = sorted({_format_error(e, known, tags) for e in exc.errors()})
         raise ConfigError(f"{source}: invalid configuration\n  " + "\n  ".join(lines)) from None
 

@@ -4,17 +4,34 @@ from pathlib import Path
 
 import pytest
 
-from fe2.config import ConductorPhase, ElasticPhase, HomogenizeConfig, MeshSource, RveOptions, SolverOptions
+from fe2.config import (
+    LAW_PHYSICS,
+    PHASE_MODELS,
+    HomogenizeConfig,
+    LoadPath,
+    MeshSource,
+    NewtonConfig,
+    RveOptions,
+    SolverOptions,
+)
 from fe2.meshing.specs import MESH_SPECS
 
 DOC = (Path(__file__).resolve().parents[1] / "docs" / "config.md").read_text()
-MODELS = [HomogenizeConfig, MeshSource, RveOptions, SolverOptions, ElasticPhase, ConductorPhase, *MESH_SPECS.values()]
+MODELS = [
+    HomogenizeConfig, MeshSource, RveOptions, SolverOptions, NewtonConfig, LoadPath,
+    *PHASE_MODELS, *MESH_SPECS.values(),
+]
 
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)
 def test_every_field_is_documented(model):
     missing = [name for name in model.model_fields if f"`{name}`" not in DOC]
     assert not missing, f"{model.__name__}: undocumented keys {missing}"
+
+
+def test_every_law_and_physics_is_documented():
+    for name in [*LAW_PHYSICS, *set(LAW_PHYSICS.values())]:
+        assert f"`{name}`" in DOC, name
 
 
 def test_every_generator_is_documented():

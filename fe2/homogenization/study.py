@@ -1,6 +1,6 @@
-"""`fe2 homogenize`: apparent tensors of one RVE under one or all boundary conditions.
+"""`fe2 homogenize`: apparent tensors, or load paths, of one RVE under one or all BCs.
 
-Under MPI the boundary-condition solves are shared out over the ranks (each RVE lives on
+Under MPI the boundary conditions are shared out over the ranks (each RVE lives on
 ``MPI.COMM_SELF``); every rank ends with all results, so the answer does not depend on the
 number of ranks.
 """
@@ -16,14 +16,17 @@ import numpy as np
 from mpi4py import MPI
 
 from fe2.config import HomogenizeConfig
-from fe2.errors import InputError, collectively
+from fe2.errors import ComputationError, InputError, collectively
 from fe2.homogenization.bounds import reuss_bound, voigt_bound
-from fe2.materials import LinearConductor, LinearElastic, Material
+from fe2.homogenization.load_path import LoadPathResult, macro_path, run_load_path
+from fe2.io.rve_fields import RveFields
 from fe2.meshing.io import RveMesh, read_rve_mesh
 from fe2.rve.effective import EffectiveTensor, effective_tensor
 from fe2.rve.model import RveModel
+from fe2.rve.newton import NewtonOptions, RveSolver
 from fe2.rve.physics import make_physics
 from fe2.rve.solver import SolveError
+from fe2.tensors import mandel_to_tensor
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +41,9 @@ class HomogenizationResult:
         config: the validated study.
         dim: spatial dimension of the RVE.
         volume_fractions: phase name -> volume fraction.
-        effective: bc kind -> apparent tensor, in the order requested.
-        bounds: {'voigt': C, 'reuss': C} (n, n) each.
+        effective: bc kind -> apparent tensor, in the order requested (no load path).
+        load_paths: bc kind -> load path result (with ``load_path`` in the config).
+        bounds: {'voigt': C, 'reuss': C} (n, n) each, in the notation of the tensors.
         mesh: mesh facts (file, cells, nodes).
         mesh_content: the .msh file of a generated mesh (None if read from a file).
     """
@@ -48,16 +52,11 @@ class HomogenizationResult:
     dim: int
     volume_fractions: dict[str, float]
     effective: dict[str, EffectiveTensor]
+    load_paths: dict[str, LoadPathResult]
     bounds: dict[str, np.ndarray]
     mesh: dict
     mesh_content: bytes | None = None
-
-
-def phase_material(phase) -> Material:
-    """Config phase -> linear material."""
-    if phase.law == "linear_elastic":
-        return LinearElastic(E=phase.E, nu=phase.nu)
-    return LinearConductor(k=phase.k)
+    fields: RveFields | None = None  # writer of RVE fields (on rank 0)
 
 
 def load_rve_mesh(config: HomogenizeConfig, comm: MPI.Comm) -> tuple[RveMesh, bytes | None]:
@@ -123,36 +122,59 @@ def run_homogenization(
     collectively(comm, lambda: _check_tags(config, rve_mesh), errors=(InputError,))
     dim = rve_mesh.dim
     physics = make_physics(config.physics, dim)
-    materials = {phase.tag: phase_material(phase) for phase in config.phases.values()}
+    materials = {phase.tag: phase.material() for phase in config.phases.values()}
+    path = None
+    if config.load_path is not None:
+        path = collectively(comm, lambda: macro_path(physics, config.load_path), errors=(InputError,))
+    solver = config.solver
+    newton = NewtonOptions(**solver.newton.model_dump())
 
-    def solve_my_share() -> dict[str, EffectiveTensor]:
+    def solve_my_share():
         model = RveModel(
             rve_mesh.mesh, rve_mesh.cell_tags, physics, materials, degree=config.rve.degree
         )
-        mine = {}
+        mine: dict = {}
         for bc in bcs[comm.rank :: comm.size]:
             log.info("rank %d: %s boundary conditions", comm.rank, bc)
-            mine[bc] = effective_tensor(model, bc, solver_options=config.solver.petsc_options)
-        fractions = model.volume_fractions()
-        return mine, fractions
+            if path is None:
+                mine[bc] = effective_tensor(model, bc, solver_options=solver.petsc_options)
+                continue
+            rve = RveSolver(model, bc, newton=newton, petsc_options=solver.petsc_options)
+            try:
+                fields_at = config.load_path.fields_at or [len(path)]
+                mine[bc] = run_load_path(
+                    rve, path, field_steps=set(fields_at),
+                    max_cutbacks=config.load_path.max_cutbacks,
+                )
+            finally:
+                rve.destroy()
+        return mine, model
 
-    mine, tag_fractions = collectively(comm, solve_my_share, errors=(InputError, SolveError))
-    effective = {}
+    mine, model = collectively(
+        comm, solve_my_share, errors=(InputError, SolveError, ComputationError)
+    )
+    results: dict = {}
     for part in comm.allgather(mine):
-        effective.update(part)
-    effective = {bc: effective[bc] for bc in bcs}
+        results.update(part)
+    results = {bc: results[bc] for bc in bcs}
 
     names = list(config.phases)
+    tag_fractions = model.volume_fractions()
     fractions = {name: tag_fractions[config.phases[name].tag] for name in names}
     tangents = [materials[config.phases[name].tag].tangent(dim) for name in names]
     weights = [fractions[name] for name in names]
+    bounds = {"voigt": voigt_bound(weights, tangents), "reuss": reuss_bound(weights, tangents)}
+    if physics.name == "finite_strain":  # the tangent dP/dF at F = I, row-major F components
+        bounds = {k: mandel_to_tensor(C).reshape(dim * dim, dim * dim) for k, C in bounds.items()}
     mesh = rve_mesh.mesh
     return HomogenizationResult(
         config=config,
         dim=dim,
         volume_fractions=fractions,
-        effective=effective,
-        bounds={"voigt": voigt_bound(weights, tangents), "reuss": reuss_bound(weights, tangents)},
+        effective={} if path is not None else results,
+        load_paths=results if path is not None else {},
+        bounds=bounds,
+        fields=RveFields(model) if path is not None and comm.rank == 0 else None,
         mesh={
             "file": str(config.mesh.file) if config.mesh.file else None,
             "generated": config.mesh.generate.model_dump() if config.mesh.generate else None,

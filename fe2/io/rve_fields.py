@@ -1,0 +1,90 @@
+"""RVE fields for ParaView: snapshots of states, written together as one XDMF file.
+
+Fields (``snapshot``): the total displacement u = (macro part) + w, or the temperature, as a
+P1 function; the stress (Cauchy sigma, Piola P, or the flux) averaged over each cell (DG0,
+a 3 x 3 tensor, or a d-vector for the flux); the equivalent plastic strain averaged over each
+cell (DG0; zero in phases without plasticity). In 2D the stress tensor is stored embedded in
+3 x 3 with the out-of-plane entries 0 (XDMF readers such as ParaView expect 9 components; the
+plane-strain sigma_33 is not part of the homogenised answer). Snapshots are plain arrays so that they can be gathered to the
+writing rank; every rank builds the same spaces on the same RVE mesh.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import ufl
+from dolfinx import fem
+from dolfinx.io import XDMFFile
+from mpi4py import MPI
+
+from fe2.rve.model import History, RveModel
+from fe2.tensors import from_mandel
+
+Snapshot = dict[str, np.ndarray]
+
+
+class RveFields:
+    """Builds and writes field snapshots of one RVE model."""
+
+    def __init__(self, model: RveModel):
+        self.model = model
+        mesh, physics, dim = model.mesh, model.physics, model.box.dim
+        self.primary = "temperature" if physics.name == "conduction" else "displacement"
+        V1 = fem.functionspace(mesh, ("Lagrange", 1, physics.value_shape))
+        x = ufl.SpatialCoordinate(mesh)
+        centre = fem.Constant(mesh, model.box.centre)
+        total = physics.macro_field(model.E, x - centre) + model.w
+        self._total = fem.Expression(total, V1.element.interpolation_points)
+        stress_shape = (dim,) if physics.name == "conduction" else (3, 3)
+        self.functions = {
+            self.primary: fem.Function(V1, name=self.primary),
+            "stress": fem.Function(fem.functionspace(mesh, ("DG", 0, stress_shape)), name="stress"),
+            "equivalent_plastic_strain": fem.Function(
+                fem.functionspace(mesh, ("DG", 0)), name="equivalent_plastic_strain"
+            ),
+        }
+
+    def _cell_average(self, values: np.ndarray) -> np.ndarray:
+        """(num_cells, num_qp, ...) -> (num_cells, ...), weighted by the quadrature volumes."""
+        dV = self.model.dV
+        return np.einsum("cq,cq...->c...", dV, values) / dV.sum(axis=1).reshape((-1,) + (1,) * (values.ndim - 2))
+
+    def snapshot(self, history: History) -> Snapshot:
+        """Fields of the model's current state (E, w, stress) with its ``history``."""
+        model = self.model
+        u = self.functions[self.primary]
+        u.interpolate(self._total)
+        stress = self._cell_average(model.stress_qp)
+        if model.physics.name != "conduction":
+            dim = model.box.dim
+            tensor = from_mandel(stress) if model.physics.name == "elasticity" else stress.reshape(-1, dim, dim)
+            stress = np.zeros((model.num_cells, 3, 3))
+            stress[:, :dim, :dim] = tensor
+        p = np.zeros((model.num_cells, model.num_qp))
+        for tag, state in history.items():
+            if "equivalent_plastic_strain" in state:
+                cells = model.phase_cells[tag]
+                p[cells] = state["equivalent_plastic_strain"].reshape(len(cells), model.num_qp)
+        return {
+            self.primary: u.x.array.copy(),
+            "stress": stress.ravel(),
+            "equivalent_plastic_strain": self._cell_average(p),
+        }
+
+    def write(self, path: Path, snapshots: list[tuple[float, Snapshot]]) -> None:
+        """Write snapshots (time, fields) to one XDMF file (+ .h5), atomically."""
+        path = Path(path)
+        tmp = path.with_name(f".{path.stem}.tmp.xdmf")
+        with XDMFFile(MPI.COMM_SELF, str(tmp), "w") as xdmf:
+            xdmf.write_mesh(self.model.mesh)
+            for time, snapshot in snapshots:
+                for name, function in self.functions.items():
+                    function.x.array[:] = snapshot[name]
+                    xdmf.write_function(function, time)
+        # The .xdmf refers to its .h5 by name: rename the heavy data first, then fix the link.
+        tmp.with_suffix(".h5").replace(path.with_suffix(".h5"))
+        text = tmp.read_text().replace(tmp.with_suffix(".h5").name, path.with_suffix(".h5").name)
+        path.write_text(text)
+        tmp.unlink()
