@@ -8,9 +8,8 @@ law maps it to the stress and the consistent tangent, which live in quadrature s
     Jacobian   J(u, v)  = (C_q strain(u), strain(v))_Y,
     sensitivity L_dE(v) = -(C_q dE, strain(v))_Y.
 
-The quadrature (degree 2(p-1) on simplices, at least one point; 2p on tensor-product cells)
-integrates sigma:eps exactly for linear phases on affine cells; volume averages
-<.> = |Y|^-1 int_Y . dx use the same points. Arrays at quadrature points have shape
+The quadrature spaces and the first two forms come from :class:`QuadratureForms`; volume
+averages <.> = |Y|^-1 int_Y . dx use the same points. Arrays at quadrature points have shape
 (num_cells, num_qp, ...).
 """
 
@@ -20,14 +19,13 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import basix
-import basix.ufl
 import dolfinx
 import numpy as np
 import ufl
 from dolfinx import fem
 
 from fe2.errors import InputError
+from fe2.fem.quadrature_forms import QuadratureForms
 from fe2.materials.base import Material
 from fe2.rve.box import Box
 from fe2.rve.physics import Physics
@@ -94,43 +92,18 @@ class RveModel:
         self.box = Box.bounding(mesh.geometry.x[:, :dim])
         n = physics.n_comp
 
-        cell = mesh.basix_cell()
-        simplex = cell in (basix.CellType.triangle, basix.CellType.tetrahedron)
-        self.quadrature_degree = 2 * (degree - 1) if simplex else 2 * degree
-        points, weights = basix.make_quadrature(cell, self.quadrature_degree)
-        self.num_qp = len(weights)
-
-        def quadrature_function(shape, name):
-            element = basix.ufl.quadrature_element(
-                cell, value_shape=shape, scheme="default", degree=self.quadrature_degree
-            )
-            return fem.Function(fem.functionspace(mesh, element), name=name)
-
-        self.V = fem.functionspace(mesh, ("Lagrange", degree, physics.value_shape))
+        self.forms = QuadratureForms(mesh, physics, degree)
+        forms = self.forms
+        self.quadrature_degree, self.num_qp = forms.quadrature_degree, forms.num_qp
+        self.V, self.dV, self.residual, self.jacobian = forms.V, forms.dV, forms.internal_force, forms.jacobian
+        self.stress_q, self.tangent_q, self.strain_of = forms.stress_q, forms.tangent_q, forms.strain_of
         self.w = fem.Function(self.V, name="fluctuation")
         self.E = fem.Constant(mesh, np.zeros(n))  # macro strain
         self.dE = fem.Constant(mesh, np.zeros(n))  # macro strain direction (sensitivity)
-        self.stress_q = quadrature_function((n,), "stress")
-        self.tangent_q = quadrature_function((n, n), "tangent")
-        qmap = self.stress_q.function_space.dofmap.list
-        if not np.array_equal(qmap.ravel(), np.arange(qmap.size)):
-            raise RuntimeError("unexpected quadrature dof layout")  # cell-major is assumed
-
-        u, v = ufl.TrialFunction(self.V), ufl.TestFunction(self.V)
-        strain = physics.strain
-        dx = ufl.Measure(
-            "dx", domain=mesh,
-            metadata={"quadrature_degree": self.quadrature_degree, "quadrature_scheme": "default"},
+        v = ufl.TestFunction(self.V)
+        self.sensitivity_rhs = fem.form(
+            -ufl.inner(ufl.dot(self.tangent_q, self.dE), physics.strain(v)) * forms.dx
         )
-        self.residual = fem.form(ufl.inner(self.stress_q, strain(v)) * dx)
-        self.jacobian = fem.form(ufl.inner(ufl.dot(self.tangent_q, strain(u)), strain(v)) * dx)
-        self.sensitivity_rhs = fem.form(-ufl.inner(ufl.dot(self.tangent_q, self.dE), strain(v)) * dx)
-
-        self._probe = fem.Function(self.V)  # field whose strain is evaluated at the points
-        self._strain_expression = fem.Expression(strain(self._probe), points)
-        self._cells = np.arange(self.num_cells, dtype=np.int32)
-        detJ = fem.Expression(abs(ufl.JacobianDeterminant(mesh)), points)
-        self.dV = detJ.eval(mesh, self._cells).reshape(self.num_cells, -1) * weights
         self.volume = float(self.dV.sum())
         if abs(self.volume - self.box.volume) > 1e-8 * self.box.volume:
             raise RveInputError(
@@ -143,7 +116,7 @@ class RveModel:
 
     @property
     def num_cells(self) -> int:
-        return self.mesh.topology.index_map(self.mesh.topology.dim).size_local
+        return self.forms.num_cells
 
     @property
     def num_dofs(self) -> int:
@@ -153,13 +126,12 @@ class RveModel:
     @property
     def stress_qp(self) -> np.ndarray:
         """Stress at the quadrature points, (num_cells, num_qp, n) (a view)."""
-        return self.stress_q.x.array.reshape(self.num_cells, self.num_qp, -1)
+        return self.forms.stress_qp
 
     @property
     def tangent_qp(self) -> np.ndarray:
         """Consistent tangent at the quadrature points, (num_cells, num_qp, n, n) (a view)."""
-        n = self.physics.n_comp
-        return self.tangent_q.x.array.reshape(self.num_cells, self.num_qp, n, n)
+        return self.forms.tangent_qp
 
     @property
     def is_linear(self) -> bool:
@@ -192,12 +164,6 @@ class RveModel:
             tag: material.initial_state(self.physics.dim, len(self.phase_cells[tag]) * self.num_qp)
             for tag, material in self.phases.items()
         }
-
-    def strain_of(self, field: np.ndarray) -> np.ndarray:
-        """strain(field) at the quadrature points, (num_cells, num_qp, n)."""
-        self._probe.x.array[:] = field
-        values = self._strain_expression.eval(self.mesh, self._cells)
-        return values.reshape(self.num_cells, self.num_qp, -1)
 
     def constitutive_update(self, history: History) -> tuple[History, bool]:
         """Stress and tangent of the current (E, w) from the committed ``history``.

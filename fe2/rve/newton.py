@@ -80,7 +80,10 @@ class RveResponse:
         tangent_hill_mandel_residual: the same for each sensitivity field, (n,).
         strain_average_error: max over the state and sensitivities of |<eps> - E| / |E|.
         residual_norms: Newton residual norms |R|_adm, one per evaluation.
-        timings: seconds per phase.
+        timings: seconds: ``newton`` (the whole Newton loop) with its parts ``residual``
+            (constitutive update + residual), ``assemble`` (Jacobian + constraint),
+            ``factorize`` and ``solve``; ``sensitivity`` (the tangent, including a
+            factorisation at the converged state when the last one is not current).
     """
 
     stress: np.ndarray
@@ -187,6 +190,7 @@ class RveSolver:
         model.E.value = np.asarray(E, dtype=float)
         model.w.x.array[:] = state.w if warm_start is None else warm_start
         norms: list[float] = []
+        start = clock()
         for iteration in range(newton.max_iterations + 1):
             t0 = clock()
             trial, admissible = model.constitutive_update(state.history)
@@ -217,6 +221,7 @@ class RveSolver:
             model.w.x.array[:] += self.dw.array_r
             timings["solve"] = timings.get("solve", 0.0) + clock() - t0
 
+        timings["newton"] = clock() - start
         averages = model.averages()
         work_macro = float(averages.stress @ (model.E.value - model.physics.reference_strain))
         hm = _hill_mandel(averages.energy, work_macro, averages.scale)
@@ -246,8 +251,8 @@ class RveSolver:
     def _sensitivity(self, timings: dict[str, float]) -> tuple[np.ndarray, np.ndarray, float]:
         """Consistent tangent at the converged state; HM residual and <eps> error per column."""
         model = self.model
-        self._factorize_current(timings)
         t0 = time.perf_counter()
+        self._factorize_current({})
         n = model.physics.n_comp
         tangent_qp = model.tangent_qp
         A = np.zeros((n, n))
