@@ -77,3 +77,38 @@ class LinearConductor:
 
     def update(self, strain: np.ndarray, state: dict[str, np.ndarray], dim: int) -> Update:
         return linear_update(self.tangent(dim), strain)
+
+
+@dataclass(frozen=True, eq=False)
+class AnisotropicLinearElastic:
+    """Linear elasticity with any stiffness: sigma = C eps in Mandel notation.
+
+    Args:
+        C: symmetric positive definite Mandel stiffness, (3, 3) in 2D or (6, 6) in 3D
+           (e.g. an effective tensor from `fe2 homogenize`).
+    """
+
+    C: np.ndarray
+    physics: ClassVar[str] = "elasticity"
+    is_linear: ClassVar[bool] = True
+
+    def __post_init__(self):
+        C = np.array(self.C, dtype=float)
+        if C.shape not in ((3, 3), (6, 6)):
+            raise ValueError(f"C must be a 3 x 3 (2D) or 6 x 6 (3D) Mandel matrix, got {C.shape}")
+        if not np.allclose(C, C.T, rtol=1e-10, atol=0):
+            raise ValueError("C must be symmetric")
+        if np.linalg.eigvalsh(C).min() <= 0:
+            raise ValueError("C must be positive definite")
+        object.__setattr__(self, "C", C)
+
+    def tangent(self, dim: int) -> np.ndarray:
+        if self.C.shape[0] != {2: 3, 3: 6}[dim]:
+            raise ValueError(f"a {self.C.shape[0]} x {self.C.shape[0]} stiffness in {dim}D")
+        return self.C
+
+    def initial_state(self, dim: int, m: int) -> dict[str, np.ndarray]:
+        return {}
+
+    def update(self, strain: np.ndarray, state: dict[str, np.ndarray], dim: int) -> Update:
+        return linear_update(self.tangent(dim), strain)

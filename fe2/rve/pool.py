@@ -26,13 +26,19 @@ class RvePool:
     Args:
         solver: the shared RVE solver (one RVE type and boundary condition).
         num_points: number of points m.
+        tangent: 'consistent' (dSigma/dE from the sensitivity solve) or 'averaged' (the volume
+            average of the micro tangents: not consistent on a heterogeneous RVE; for studies of
+            the macro convergence only).
 
     Attributes:
         responses: the :class:`RveResponse` of each point from the last evaluate.
         seconds: wall time of each point's last solve, (m,).
     """
 
-    def __init__(self, solver: RveSolver, num_points: int):
+    def __init__(self, solver: RveSolver, num_points: int, *, tangent: str = "consistent"):
+        if tangent not in ("consistent", "averaged"):
+            raise ValueError(f"tangent must be 'consistent' or 'averaged', got {tangent!r}")
+        self.tangent = tangent
         self.solver = solver
         self.num_points = num_points
         self.n_comp = solver.model.physics.n_comp
@@ -72,8 +78,32 @@ class RvePool:
             self._trial[point] = trial
             self.responses[point] = response
             stresses[point], tangents[point] = response.stress, response.tangent
+            if self.tangent == "averaged":  # the model holds this point's converged state
+                model = self.solver.model
+                tangents[point] = model.average(model.tangent_qp)
             self.seconds[point] = time.perf_counter() - t0
         return stresses, tangents
+
+    def point_fields(self) -> dict[str, np.ndarray]:
+        """Scalar output per point, name -> (m,): the RVE average of the committed equivalent
+        plastic strain (if any phase has one) and the Newton iterations of the last solve."""
+        model = self.solver.model
+        fields = {
+            "rve_newton_iterations": np.array(
+                [r.iterations if r is not None else 0 for r in self.responses], dtype=float
+            )
+        }
+        plastic = [t for t, h in model.initial_history().items() if "equivalent_plastic_strain" in h]
+        if plastic:
+            values = np.zeros(self.num_points)
+            for point, state in enumerate(self._committed):
+                total = 0.0
+                for tag in plastic:
+                    dV = model.dV[model.phase_cells[tag]].ravel()
+                    total += dV @ state.history[tag]["equivalent_plastic_strain"]
+                values[point] = total / model.volume
+            fields["equivalent_plastic_strain"] = values
+        return fields
 
     def commit(self) -> None:
         """Adopt the trial states of the last evaluate."""
