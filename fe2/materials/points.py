@@ -49,3 +49,49 @@ class LawPoints:
         if "equivalent_plastic_strain" in self._committed:
             fields["equivalent_plastic_strain"] = self._committed["equivalent_plastic_strain"]
         return fields
+
+
+class PhasePoints:
+    """Points of several closed-form laws, one per phase tag (heterogeneous single-scale / DNS).
+
+    Args:
+        laws: phase tag -> law.
+        point_tags: phase tag of every point, (m,).
+        dim, n_comp: as for :class:`LawPoints`.
+    """
+
+    def __init__(self, laws: dict[int, Material], point_tags: np.ndarray, *, dim: int, n_comp: int):
+        point_tags = np.asarray(point_tags)
+        unknown = sorted(set(np.unique(point_tags).tolist()) - set(laws))
+        if unknown:
+            raise ValueError(f"points with phase tags {unknown} have no law")
+        self.num_points, self.n_comp = len(point_tags), n_comp
+        self.groups = [
+            (np.flatnonzero(point_tags == tag), LawPoints(law, int(np.count_nonzero(point_tags == tag)), dim=dim, n_comp=n_comp))
+            for tag, law in laws.items()
+        ]
+
+    def evaluate(self, strains: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        stresses = np.empty((self.num_points, self.n_comp))
+        tangents = np.empty((self.num_points, self.n_comp, self.n_comp))
+        for index, points in self.groups:
+            try:
+                stresses[index], tangents[index] = points.evaluate(strains[index])
+            except MaterialPointFailure as exc:
+                raise MaterialPointFailure(int(index[exc.point]), exc.reason) from None
+        return stresses, tangents
+
+    def commit(self) -> None:
+        for _, points in self.groups:
+            points.commit()
+
+    def rollback(self) -> None:
+        for _, points in self.groups:
+            points.rollback()
+
+    def point_fields(self) -> dict[str, np.ndarray]:
+        fields: dict[str, np.ndarray] = {}
+        for index, points in self.groups:
+            for name, values in points.point_fields().items():
+                fields.setdefault(name, np.zeros(self.num_points))[index] = values
+        return fields
