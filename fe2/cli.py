@@ -1,4 +1,4 @@
-"""Command line: `fe2 homogenize | mesh | info`.
+"""Command line: `fe2 run | homogenize | mesh | info`.
 
 User errors (bad config or mesh) print one line `error: ...` and exit with code 2; nothing is
 written. Under MPI every rank runs the command; rank 0 prints and writes.
@@ -47,6 +47,30 @@ def cmd_homogenize(args: argparse.Namespace, comm: MPI.Comm) -> int:
         paths = write_homogenization(result, output)
         print(format_report(result))
         print(f"\nwrote {', '.join(str(p) for p in paths)}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, comm: MPI.Comm) -> int:
+    from fe2.config import load_run_config
+    from fe2.io.macro_output import MacroOutput
+    from fe2.macro.study import run_study
+
+    config = load_run_config(args.config)
+    output = Path(args.output) if args.output else Path("results") / Path(args.config).stem
+    clashes = [output / name for name in MacroOutput.FILES if (output / name).exists()]
+    clashes = comm.bcast(clashes if comm.rank == 0 else None)  # rank 0 writes: its view counts
+    if clashes and not args.overwrite:
+        raise InputError(
+            f"{clashes[0]} exists; choose another --output or pass --overwrite to replace it"
+        )
+    summary = run_study(config, comm, output)
+    if comm.rank == 0:
+        print(
+            f"{summary['status']}: {summary['completed_steps']} steps, "
+            f"{summary['newton_iterations']} macro Newton iterations, "
+            f"{summary['rve_solves']} RVE solves, {summary['wall_time']:.1f} s "
+            f"({summary['coupling']['mode']} coupling); results in {output}"
+        )
     return 0
 
 
@@ -101,6 +125,16 @@ def build_parser() -> argparse.ArgumentParser:
     hom.add_argument("--output", "-o", help="output directory (default: results/<config name>)")
     hom.add_argument("--overwrite", action="store_true", help="replace existing result files")
     hom.set_defaults(func=cmd_homogenize)
+
+    run = commands.add_parser(
+        "run", help="macro FE² (or single-scale) study", parents=[_common()],
+        description="Run a macro study from a YAML config: load steps with Newton, outputs "
+        "fields.xdmf, history.csv and summary.json.",
+    )
+    run.add_argument("config", help="study YAML file (see docs/config.md)")
+    run.add_argument("--output", "-o", help="output directory (default: results/<config name>)")
+    run.add_argument("--overwrite", action="store_true", help="replace existing result files")
+    run.set_defaults(func=cmd_run)
 
     from fe2.meshing.cli import add_mesh_parser
 

@@ -35,6 +35,8 @@ class MaterialPoints(Protocol):
 
     num_points: int
     n_comp: int
+    #: "rve" if every evaluation of a point solves an RVE, else the kind of closed-form source.
+    kind: str
 
     def evaluate(self, strains: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Stresses (m, n) and consistent tangents (m, n, n) for strains (m, n).

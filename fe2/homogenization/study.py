@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from mpi4py import MPI
 
-from fe2.config import HomogenizeConfig
+from fe2.config import HomogenizeConfig, MeshSource
 from fe2.errors import ComputationError, InputError, collectively
 from fe2.homogenization.bounds import reuss_bound, voigt_bound
 from fe2.homogenization.load_path import LoadPathResult, macro_path, run_load_path
@@ -59,20 +59,19 @@ class HomogenizationResult:
     fields: RveFields | None = None  # writer of RVE fields (on rank 0)
 
 
-def load_rve_mesh(config: HomogenizeConfig, comm: MPI.Comm) -> tuple[RveMesh, bytes | None]:
-    """The RVE mesh on every rank, on ``MPI.COMM_SELF``.
+def load_rve_mesh(source: MeshSource, comm: MPI.Comm, *, key: str = "mesh") -> tuple[RveMesh, bytes | None]:
+    """The RVE mesh on every rank, on ``MPI.COMM_SELF`` (collective on ``comm``).
 
     A generated mesh is made once, on rank 0, and its file content broadcast (ranks may not
     share a file system). Returns the mesh and, if generated, the .msh file content.
     """
     errors = (InputError,)
-    source = config.mesh
 
     def read(path: Path) -> RveMesh:
         try:
             return read_rve_mesh(path, MPI.COMM_SELF)
         except (ValueError, OSError) as exc:
-            raise InputError(f"mesh.file: {exc}") from None
+            raise InputError(f"{key}.file: {exc}") from None
 
     def generate(path: Path) -> bytes | None:
         if comm.rank != 0:
@@ -80,7 +79,7 @@ def load_rve_mesh(config: HomogenizeConfig, comm: MPI.Comm) -> tuple[RveMesh, by
         try:
             return source.generate.generate(path).read_bytes()
         except (ValueError, OSError, RuntimeError) as exc:
-            raise InputError(f"mesh.generate: mesh generation failed: {exc}") from None
+            raise InputError(f"{key}.generate: mesh generation failed: {exc}") from None
 
     if source.file is not None:
         return collectively(comm, lambda: read(source.file), errors=errors), None
@@ -94,20 +93,21 @@ def load_rve_mesh(config: HomogenizeConfig, comm: MPI.Comm) -> tuple[RveMesh, by
         return collectively(comm, lambda: read(path), errors=errors), content
 
 
-def _check_tags(config: HomogenizeConfig, rve_mesh: RveMesh) -> None:
+def check_phase_tags(phases: dict, rve_mesh: RveMesh, *, key: str = "phases") -> None:
+    """Every phase tag is a cell tag of the mesh and every cell tag has a phase."""
     present = sorted(set(np.unique(rve_mesh.cell_tags.values).tolist()))
-    for name, phase in config.phases.items():
+    for name, phase in phases.items():
         if phase.tag not in present:
             raise InputError(
-                f"phases.{name}.tag: tag {phase.tag} is not a cell tag of the mesh "
+                f"{key}.{name}.tag: tag {phase.tag} is not a cell tag of the mesh "
                 f"(the mesh has {present})"
             )
-    tags = {phase.tag for phase in config.phases.values()}
+    tags = {phase.tag for phase in phases.values()}
     unassigned = [t for t in present if t not in tags]
     if unassigned:
         names = [rve_mesh.names.get(t, "?") for t in unassigned]
         raise InputError(
-            f"phases: the mesh cell tags {unassigned} ({', '.join(names)}) belong to no phase"
+            f"{key}: the mesh cell tags {unassigned} ({', '.join(names)}) belong to no phase"
         )
 
 
@@ -118,8 +118,8 @@ def run_homogenization(
 
     Collective on ``comm``; input errors are raised on all ranks as :class:`InputError`.
     """
-    rve_mesh, mesh_content = load_rve_mesh(config, comm)
-    collectively(comm, lambda: _check_tags(config, rve_mesh), errors=(InputError,))
+    rve_mesh, mesh_content = load_rve_mesh(config.mesh, comm)
+    collectively(comm, lambda: check_phase_tags(config.phases, rve_mesh), errors=(InputError,))
     dim = rve_mesh.dim
     physics = make_physics(config.physics, dim)
     materials = {phase.tag: phase.material() for phase in config.phases.values()}

@@ -25,6 +25,15 @@ from fe2.tensors import from_mandel
 Snapshot = dict[str, np.ndarray]
 
 
+def set_cell_values(function: fem.Function, values: np.ndarray) -> None:
+    """Write per-cell values (num_cells, ...) of the owned cells into a DG0 function."""
+    dofmap = function.function_space.dofmap
+    cells = values.shape[0]
+    blocks = function.x.array.reshape(-1, dofmap.index_map_bs)
+    blocks[dofmap.list[:cells, 0]] = values.reshape(cells, -1)
+    function.x.scatter_forward()
+
+
 class RveFields:
     """Builds and writes field snapshots of one RVE model."""
 
@@ -81,7 +90,10 @@ class RveFields:
             xdmf.write_mesh(self.model.mesh)
             for time, snapshot in snapshots:
                 for name, function in self.functions.items():
-                    function.x.array[:] = snapshot[name]
+                    if name == self.primary:
+                        function.x.array[:] = snapshot[name]
+                    else:
+                        set_cell_values(function, snapshot[name].reshape(self.model.num_cells, -1))
                     xdmf.write_function(function, time)
         # The .xdmf refers to its .h5 by name: rename the heavy data first, then fix the link.
         tmp.with_suffix(".h5").replace(path.with_suffix(".h5"))

@@ -67,7 +67,8 @@ def run_load_steps(
             trial = min(load + increment, target) if whole > 0 else max(load + increment, target)
             result = problem.solve(trial)
             record.newton_iterations += result.iterations
-            record.rve_solves += result.point_evaluations
+            if problem.points.kind == "rve":
+                record.rve_solves += result.point_evaluations
             if result.converged:
                 problem.points.commit()
                 committed_u[:] = problem.u.x.array

@@ -22,6 +22,8 @@ class LawPoints:
         n_comp: strain components of the physics (3/6 Mandel, 4/9 for F).
     """
 
+    kind = "law"
+
     def __init__(self, material: Material, num_points: int, *, dim: int, n_comp: int):
         self.material, self.dim = material, dim
         self.num_points, self.n_comp = num_points, n_comp
@@ -59,6 +61,8 @@ class PhasePoints:
         point_tags: phase tag of every point, (m,).
         dim, n_comp: as for :class:`LawPoints`.
     """
+
+    kind = "phases"
 
     def __init__(self, laws: dict[int, Material], point_tags: np.ndarray, *, dim: int, n_comp: int):
         point_tags = np.asarray(point_tags)

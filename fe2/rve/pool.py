@@ -35,6 +35,8 @@ class RvePool:
         seconds: wall time of each point's last solve, (m,).
     """
 
+    kind = "rve"
+
     def __init__(self, solver: RveSolver, num_points: int, *, tangent: str = "consistent"):
         if tangent not in ("consistent", "averaged"):
             raise ValueError(f"tangent must be 'consistent' or 'averaged', got {tangent!r}")

@@ -1,0 +1,70 @@
+"""Config sections shared by RVE studies: the RVE mesh, boundary condition and solvers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from fe2.config.base import ConfigModel
+from fe2.meshing.specs import MeshSpec
+
+def existing_file(path: Path | None, info: ValidationInfo) -> Path | None:
+    """Resolve ``path`` against the config's directory; it must be a file."""
+    if path is None:
+        return None
+    base = (info.context or {}).get("base_dir", Path.cwd())
+    path = (Path(base) / path).resolve()
+    if not path.is_file():
+        raise ValueError(f"no such mesh file: {path}")
+    return path
+
+
+class MeshSource(ConfigModel):
+    """Where the RVE mesh comes from: a gmsh file, or a generator."""
+
+    file: Path | None = Field(None, description="gmsh .msh file, relative to the config file")
+    generate: MeshSpec | None = Field(None, description="parameters of a mesh generator")
+
+    @field_validator("file")
+    @classmethod
+    def _exists(cls, path: Path | None, info: ValidationInfo) -> Path | None:
+        return existing_file(path, info)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> MeshSource:
+        if (self.file is None) == (self.generate is None):
+            raise ValueError("give exactly one of 'file' and 'generate'")
+        return self
+
+
+class RveOptions(ConfigModel):
+    """RVE discretisation and boundary condition."""
+
+    bc: Literal["periodic", "affine", "traction", "all"] = Field(
+        "periodic", description="boundary condition; 'all' = the three plus Voigt/Reuss bounds"
+    )
+    degree: int = Field(1, ge=1, le=3, description="Lagrange degree of the fluctuation")
+
+
+class NewtonConfig(ConfigModel):
+    """Newton tolerances of the RVE problems."""
+
+    atol: float = Field(0.0, ge=0, description="absolute tolerance on the residual norm")
+    rtol: float = Field(
+        1e-10, gt=0, lt=1,
+        description="tolerance relative to the norm of the boundary reaction forces",
+    )
+    max_iterations: int = Field(25, ge=1, description="Newton iterations before failure")
+
+
+class SolverOptions(ConfigModel):
+    """Newton and linear solver of the RVE problems."""
+
+    newton: NewtonConfig = NewtonConfig()
+    petsc_options: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="PETSc options without prefix, passed through unchanged "
+        "(default: preonly + LU with MUMPS)",
+    )

@@ -1,0 +1,138 @@
+"""Outputs of `fe2 run`: XDMF fields, history.csv (rewritten after every step), summary.json.
+
+Fields (ParaView, time = load factor): the displacement (P1; interpolated for P2); per cell
+(DG0) the macro stress and strain averaged over the cell's quadrature points as 3 x 3 tensors
+(in 2D the in-plane components, out-of-plane entries 0; Cauchy stress and small strain, or
+P and F at finite strain); and the point outputs of the constitutive source averaged per cell
+(equivalent plastic strain, RVE-averaged for FE²) or maximised (RVE Newton iterations).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from dolfinx import fem
+from dolfinx.io import XDMFFile
+
+from fe2.macro.problem import MacroProblem
+from fe2.macro.stepping import StepRecord
+from fe2.io.rve_fields import set_cell_values
+from fe2.tensors import from_mandel
+
+AXES = "xyz"
+#: How a per-point output becomes a cell value.
+CELL_REDUCTION = {"rve_newton_iterations": np.max}
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class MacroOutput:
+    """Writes the outputs of one run into ``directory`` (collective; rank 0 writes text)."""
+
+    FILES = ("fields.xdmf", "history.csv", "summary.json")
+
+    def __init__(self, problem: MacroProblem, directory: Path, *, fields_every: int, num_steps: int):
+        self.problem, self.directory = problem, Path(directory)
+        self.fields_every, self.num_steps = fields_every, num_steps
+        self.comm = problem.comm
+        mesh, dim = problem.mesh, problem.mesh.geometry.dim
+        self.dim = dim
+        V1 = fem.functionspace(mesh, ("Lagrange", 1, (dim,)))
+        self.displacement = fem.Function(V1, name="displacement")
+        self._interpolate = problem.forms.degree != 1
+        tensor = fem.functionspace(mesh, ("DG", 0, (3, 3)))
+        self.stress = fem.Function(tensor, name="stress")
+        self.strain = fem.Function(tensor, name="strain")
+        self.scalar_space = fem.functionspace(mesh, ("DG", 0))
+        self.point_outputs: dict[str, fem.Function] = {}
+        self.xdmf = XDMFFile(self.comm, str(self.directory / "fields.xdmf"), "w")
+        self.xdmf.write_mesh(mesh)
+        self.rows: list[dict] = []
+
+    # ------------------------------------------------------------------ fields
+
+    def _cell_mean(self, values: np.ndarray) -> np.ndarray:
+        """(cells, qp, ...) -> (cells, ...) weighted by the quadrature volumes."""
+        dV = self.problem.forms.dV
+        shape = (-1,) + (1,) * (values.ndim - 2)
+        return np.einsum("cq,cq...->c...", dV, values) / dV.sum(axis=1).reshape(shape)
+
+    def _tensor_cells(self, vectors: np.ndarray) -> np.ndarray:
+        """Cell-mean strain/stress vectors (cells, n) -> embedded 3 x 3 tensors, flat."""
+        dim = self.dim
+        tensors = from_mandel(vectors) if self.problem.physics.name == "elasticity" else vectors.reshape(-1, dim, dim)
+        out = np.zeros((len(vectors), 3, 3))
+        out[:, :dim, :dim] = tensors
+        return out.reshape(len(vectors), 9)
+
+    def _set_cells(self, function: fem.Function, values: np.ndarray) -> None:
+        """Write per-cell values (cells, ...) of the owned cells into a DG0 function."""
+        set_cell_values(function, values)
+
+    def write_fields(self, time: float) -> None:
+        problem, forms = self.problem, self.problem.forms
+        cells, nq = forms.num_cells, forms.num_qp
+        if self._interpolate:
+            self.displacement.interpolate(problem.u)
+        else:
+            self.displacement.x.array[:] = problem.u.x.array
+        self._set_cells(self.stress, self._tensor_cells(self._cell_mean(forms.stress_qp)))
+        strain = problem.macro_strains().reshape(cells, nq, -1)
+        self._set_cells(self.strain, self._tensor_cells(self._cell_mean(strain)))
+        for name, values in problem.points.point_fields().items():
+            if name not in self.point_outputs:
+                self.point_outputs[name] = fem.Function(self.scalar_space, name=name)
+            per_point = values.reshape(cells, nq)
+            reduce = CELL_REDUCTION.get(name)
+            cell_values = reduce(per_point, axis=1) if reduce else self._cell_mean(per_point)
+            self._set_cells(self.point_outputs[name], cell_values)
+        for function in (self.displacement, self.stress, self.strain, *self.point_outputs.values()):
+            self.xdmf.write_function(function, time)
+
+    # ------------------------------------------------------------------ history
+
+    def history_row(self, record: StepRecord) -> dict:
+        row = {
+            "step": record.step,
+            "load_factor": record.load_factor,
+            "newton_iterations": record.newton_iterations,
+            "residual_norm": f"{record.residual_norm:.6e}",
+            "substeps": record.substeps,
+            "cutbacks": record.cutbacks,
+            "rve_solves": record.rve_solves,
+            "rve_failures": record.rve_failures,
+            "seconds": f"{record.seconds:.3f}",
+        }
+        for name, force in record.reactions.items():
+            for axis, value in zip(AXES, force):
+                row[f"reaction_{name}_{axis}"] = repr(float(value))
+        return row
+
+    def write_step(self, record: StepRecord) -> None:
+        """Append the step to history.csv and write the fields when due (collective)."""
+        self.rows.append(self.history_row(record))
+        last = record.step == self.num_steps
+        if last or (self.fields_every and record.step % self.fields_every == 0):
+            self.write_fields(record.load_factor)
+        if self.comm.rank == 0:
+            out = io.StringIO()
+            writer = csv.DictWriter(out, fieldnames=list(self.rows[0]), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(self.rows)
+            _atomic_write(self.directory / "history.csv", out.getvalue())
+
+    def write_summary(self, summary: dict) -> None:
+        if self.comm.rank == 0:
+            _atomic_write(self.directory / "summary.json", json.dumps(summary, indent=2) + "\n")
+
+    def close(self) -> None:
+        self.xdmf.close()
