@@ -1,4 +1,4 @@
-"""Regenerate the ready-made RVE meshes of this directory.
+"""Regenerate the ready-made RVE (and macro specimen) meshes of this directory.
 
 Usage: ``python meshes/make_meshes.py [OUTDIR]`` (default: the directory of this script).
 Each mesh is equivalent to the ``fe2 mesh ...`` command printed next to it
@@ -18,6 +18,7 @@ from fe2.meshing import (
     Inclusion2DSpec,
     Inclusion3DSpec,
     Laminate2DSpec,
+    PlateWithHoleSpec,
     RandomInclusions2DSpec,
 )
 
@@ -28,6 +29,7 @@ MESHES: dict[str, BaseModel] = {
     ),
     "laminate_2d": Laminate2DSpec(fractions=[0.4, 0.6], mesh_size=0.1),
     "inclusion_3d": Inclusion3DSpec(volume_fraction=0.2, mesh_size=0.15),
+    "plate_with_hole": PlateWithHoleSpec(mesh_size=0.08, hole_mesh_size=0.03),  # macro mesh
 }
 
 

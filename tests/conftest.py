@@ -50,3 +50,9 @@ def make_mesh(mesh_dir):
         return read_rve_mesh(cache[key], MPI.COMM_SELF)
 
     return make
+
+
+@pytest.fixture
+def shared_tmp_path(tmp_path) -> Path:
+    """Rank 0's tmp_path on every rank (collective outputs need one directory)."""
+    return Path(MPI.COMM_WORLD.bcast(str(tmp_path)))

@@ -1,7 +1,11 @@
 """Periodic RVE meshes: gmsh/OCC generators (pydantic specs), reading into DOLFINx, CLI.
 
+Macroscopic specimen meshes with named boundaries (:mod:`fe2.meshing.macro`): rectangle,
+plate with hole, notched bar, L-shape, box.
+
 The specs import neither gmsh nor dolfinx; the DOLFINx readers
-(:mod:`fe2.meshing.io`, :mod:`fe2.meshing.measures`) are loaded on first access.
+(:mod:`fe2.meshing.io`, :mod:`fe2.meshing.measures`) are loaded on first access
+(:mod:`fe2.meshing.macro` imports dolfinx inside its reader functions only).
 """
 
 from __future__ import annotations
@@ -9,6 +13,19 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from fe2.meshing.macro import (
+    MACRO_MESH_SPECS,
+    BoxSpec,
+    LShapeSpec,
+    MacroMesh,
+    MacroMeshSpec,
+    NotchedBarSpec,
+    PlateWithHoleSpec,
+    RectangleSpec,
+    generate_macro_mesh,
+    parse_macro_mesh_spec,
+    read_macro_mesh,
+)
 from fe2.meshing.specs import (
     MESH_SPECS,
     Inclusion2DSpec,
@@ -38,6 +55,17 @@ __all__ = [
     "RandomInclusions2DSpec",
     "RandomInclusions3DSpec",
     "parse_mesh_spec",
+    "MACRO_MESH_SPECS",
+    "BoxSpec",
+    "LShapeSpec",
+    "MacroMesh",
+    "MacroMeshSpec",
+    "NotchedBarSpec",
+    "PlateWithHoleSpec",
+    "RectangleSpec",
+    "generate_macro_mesh",
+    "parse_macro_mesh_spec",
+    "read_macro_mesh",
     *_LAZY,
 ]
 

@@ -1,4 +1,8 @@
-"""``fe2 mesh TYPE -o OUT.msh [--param value ...]``: options generated from the spec models."""
+"""``fe2 mesh TYPE -o OUT.msh [--param value ...]``: options generated from the spec models.
+
+TYPE is a periodic RVE generator (:data:`~fe2.meshing.specs.MESH_SPECS`) or a macroscopic
+specimen (:data:`~fe2.meshing.macro.MACRO_MESH_SPECS`), listed in that order.
+"""
 
 from __future__ import annotations
 
@@ -14,12 +18,17 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from fe2.meshing.macro import MACRO_MESH_SPECS
 from fe2.meshing.specs import MESH_SPECS
 
 log = logging.getLogger(__name__)
 
 _PREFIX = "mesh_param_"
 """Namespace prefix of the spec fields, so they cannot clash with the main CLI's options."""
+
+ALL_MESH_SPECS: dict[str, type[BaseModel]] = {**MESH_SPECS, **MACRO_MESH_SPECS}
+"""Every ``fe2 mesh`` kind: the RVE generators, then the macro specimens."""
+assert len(ALL_MESH_SPECS) == len(MESH_SPECS) + len(MACRO_MESH_SPECS), "duplicate mesh kind"
 
 
 def _argument(name: str, field: FieldInfo) -> tuple[list[str], dict[str, Any]]:
@@ -48,11 +57,12 @@ def _argument(name: str, field: FieldInfo) -> tuple[list[str], dict[str, Any]]:
 def add_mesh_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``mesh`` subcommand (one sub-subcommand per generator) to ``subparsers``."""
     parser = subparsers.add_parser(
-        "mesh", help="generate a periodic RVE mesh (gmsh MSH 4.1)",
-        description="Generate a periodic RVE mesh of [0, size]^d, one physical group per phase.",
+        "mesh", help="generate a periodic RVE mesh or a macro specimen mesh (gmsh MSH 4.1)",
+        description="Generate a periodic RVE mesh of [0, size]^d, one physical group per phase, "
+        "or a macroscopic specimen mesh with named boundary groups.",
     )
     kinds = parser.add_subparsers(dest="mesh_type", metavar="TYPE", required=True)
-    for kind, model in MESH_SPECS.items():
+    for kind, model in ALL_MESH_SPECS.items():
         doc = (model.__doc__ or kind).strip().splitlines()[0]
         sub = kinds.add_parser(kind, help=doc, description=doc)
         sub.add_argument("-o", "--output", dest="mesh_output", type=Path, required=True,
@@ -73,7 +83,7 @@ def add_mesh_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
 
 def _spec_from_args(args: argparse.Namespace) -> BaseModel:
     """Validate the parsed options with the spec model of ``args.mesh_type``."""
-    model = MESH_SPECS[args.mesh_type]
+    model = ALL_MESH_SPECS[args.mesh_type]
     params = {k[len(_PREFIX):]: v for k, v in vars(args).items() if k.startswith(_PREFIX)}
     return model.model_validate({"type": args.mesh_type, **params})
 
@@ -113,7 +123,10 @@ def run_mesh(args: argparse.Namespace) -> int:
 
 
 def _summarize(path: Path, spec: BaseModel) -> None:
-    """Print nodes, cells and per-phase volume fractions of the written mesh."""
+    """Print nodes, cells and per-phase volume fractions (macro: boundaries) of the mesh."""
+    if spec.type in MACRO_MESH_SPECS:  # type: ignore[attr-defined]
+        _summarize_macro(path, spec)
+        return
     from mpi4py import MPI
 
     from fe2.meshing.io import read_rve_mesh
@@ -127,3 +140,25 @@ def _summarize(path: Path, spec: BaseModel) -> None:
     for tag, fraction in phase_fractions(rve).items():
         print(f"  {tag} {rve.names[tag]}: volume fraction {fraction:.6f} "
               f"(geometry {expected.get(tag, float('nan')):.6f})")
+
+
+def _summarize_macro(path: Path, spec: BaseModel) -> None:
+    """Print nodes, cells, area/volume and the facet count of every named boundary."""
+    import dolfinx.fem
+    import numpy as np
+    import ufl
+    from mpi4py import MPI
+
+    from fe2.meshing.macro import read_macro_mesh
+
+    macro = read_macro_mesh(path, MPI.COMM_SELF)
+    mesh, dim = macro.mesh, macro.dim
+    num_nodes = mesh.geometry.x.shape[0]
+    num_cells = mesh.topology.index_map(dim).size_local
+    volume = dolfinx.fem.assemble_scalar(dolfinx.fem.form(1.0 * ufl.dx(domain=mesh)))
+    print(f"wrote {path}: {num_nodes} nodes, {num_cells} cells ({dim}D, "
+          f"{mesh.topology.cell_name()}); {'area' if dim == 2 else 'volume'} {volume:.6g} "
+          f"(geometry {spec.exact_volume():.6g})")  # type: ignore[attr-defined]
+    values = macro.facet_tags.values
+    for name, tag in macro.boundaries.items():
+        print(f"  {tag} {name}: {int(np.count_nonzero(values == tag))} facets")

@@ -2,9 +2,12 @@
 
 Newton on the constrained system, for a macro strain E (n,) from a committed history:
 
-    K(w) dx = -R(w) (restricted),  w <- w + P dx,   until
+    K(w) dx = -R(w) (restricted),  w <- w + alpha P dx,   until
     |R(w)|_adm <= atol + rtol |R(w)|,
 
+with a backtracking line search (alpha = 1, 1/2, ..., accepted when |R|_adm decreases):
+the full step costs nothing extra, and the equations -- hence the answer -- are unchanged,
+while large increments of non-smooth laws (J2) no longer make Newton cycle.
 where |R|_adm is the residual on the admissible space (what the boundary condition does not
 absorb) and |R| the full residual (the boundary reaction forces): a scale-free test that does
 not depend on the warm start. The consistent tangent is
@@ -50,6 +53,7 @@ class NewtonOptions:
     atol: float = 0.0
     rtol: float = 1e-10
     max_iterations: int = 25
+    line_search_steps: int = 6  # halvings of the Newton step (the last one is taken if none helps)
 
 
 @dataclass
@@ -191,36 +195,50 @@ class RveSolver:
         model.w.x.array[:] = state.w if warm_start is None else warm_start
         norms: list[float] = []
         start = clock()
-        for iteration in range(newton.max_iterations + 1):
+
+        def evaluate() -> tuple[History, float, float]:
+            """Constitutive update and residual at model.w: (trial history, |R|_adm, |R|)."""
             t0 = clock()
             trial, admissible = model.constitutive_update(state.history)
             if not admissible:
                 raise RveFailure(
-                    f"inadmissible micro state at Newton iteration {iteration} "
+                    f"inadmissible micro state at Newton iteration {len(norms)} "
                     "(NaN stress or det F <= 0)"
                 )
             self._assemble_residual()
-            norm, full = self.bc.residual_norm(self.R), self.R.norm()
+            result = trial, self.bc.residual_norm(self.R), self.R.norm()
             timings["residual"] = timings.get("residual", 0.0) + clock() - t0
-            norms.append(norm)
-            if not np.isfinite(norm):
-                raise RveFailure(f"residual is not finite at Newton iteration {iteration}")
-            if norm <= newton.atol + newton.rtol * full:
-                break
+            if not np.isfinite(result[1]):
+                raise RveFailure(f"residual is not finite at Newton iteration {len(norms)}")
+            return result
+
+        trial, norm, full = evaluate()
+        norms.append(norm)
+        iteration = 0
+        while norm > newton.atol + newton.rtol * full:
             if iteration == newton.max_iterations:
                 raise RveFailure(
                     f"Newton did not converge in {newton.max_iterations} iterations "
                     f"(residual {norm:.3e}, target {newton.atol + newton.rtol * full:.3e})"
                 )
+            iteration += 1
             self._factorize_current(timings)
             t0 = clock()
             self.R.scale(-1.0)
             self.bc.restrict(self.R, self.r)
             self.solver.solve(self.r, self.x)
             self.bc.prolong(self.x, self.dw)
-            model.w.x.array[:] += self.dw.array_r
             timings["solve"] = timings.get("solve", 0.0) + clock() - t0
-
+            w0, step, alpha = model.w.x.array.copy(), self.dw.array_r.copy(), 1.0
+            for halving in range(newton.line_search_steps + 1):
+                model.w.x.array[:] = w0 + alpha * step
+                trial, new_norm, full = evaluate()
+                if new_norm < (1.0 - 1e-4 * alpha) * norm or new_norm <= newton.atol + newton.rtol * full:
+                    break
+                if halving < newton.line_search_steps:
+                    alpha *= 0.5
+            norm = new_norm
+            norms.append(norm)
         timings["newton"] = clock() - start
         averages = model.averages()
         work_macro = float(averages.stress @ (model.E.value - model.physics.reference_strain))
