@@ -49,6 +49,14 @@ class Material(Protocol):
         ...
 
 
+def check_elastic_constants(E: float, nu: float) -> None:
+    """E > 0 and -1 < nu < 0.5 (ValueError otherwise)."""
+    if not E > 0:
+        raise ValueError(f"E must be > 0, got {E}")
+    if not -1.0 < nu < 0.5:
+        raise ValueError(f"nu must be in (-1, 0.5), got {nu}")
+
+
 def linear_update(C: np.ndarray, strain: np.ndarray) -> Update:
     """Update of a law with constant tangent C (n, n): stress = C strain."""
     m = strain.shape[0]

@@ -22,7 +22,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from fe2.materials.base import Update
+from fe2.materials.base import Update, check_elastic_constants
 from fe2.tensors import isotropic_stiffness, lame_parameters
 
 #: Positions of the 2D Mandel components (11, 22, 12) among the 3D ones.
@@ -52,10 +52,7 @@ class J2Plasticity:
     is_linear: ClassVar[bool] = False
 
     def __post_init__(self):
-        if not self.E > 0:
-            raise ValueError(f"E must be > 0, got {self.E}")
-        if not -1.0 < self.nu < 0.5:
-            raise ValueError(f"nu must be in (-1, 0.5), got {self.nu}")
+        check_elastic_constants(self.E, self.nu)
         if not self.sigma_y > 0:
             raise ValueError(f"sigma_y must be > 0, got {self.sigma_y}")
         if self.H < 0 or self.H_kin < 0:

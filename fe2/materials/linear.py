@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from fe2.materials.base import Update, linear_update
+from fe2.materials.base import Update, check_elastic_constants, linear_update
 from fe2.tensors import isotropic_stiffness, lame_parameters
 
 
@@ -31,10 +31,7 @@ class LinearElastic:
     is_linear: ClassVar[bool] = True
 
     def __post_init__(self):
-        if not self.E > 0:
-            raise ValueError(f"E must be > 0, got {self.E}")
-        if not -1.0 < self.nu < 0.5:
-            raise ValueError(f"nu must be in (-1, 0.5), got {self.nu}")
+        check_elastic_constants(self.E, self.nu)
 
     @property
     def lame(self) -> tuple[float, float]:

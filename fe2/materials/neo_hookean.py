@@ -16,7 +16,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from fe2.materials.base import Update
+from fe2.materials.base import Update, check_elastic_constants
 from fe2.tensors import isotropic_stiffness, lame_parameters
 
 
@@ -30,10 +30,7 @@ class NeoHookean:
     is_linear: ClassVar[bool] = False
 
     def __post_init__(self):
-        if not self.E > 0:
-            raise ValueError(f"E must be > 0, got {self.E}")
-        if not -1.0 < self.nu < 0.5:
-            raise ValueError(f"nu must be in (-1, 0.5), got {self.nu}")
+        check_elastic_constants(self.E, self.nu)
 
     def tangent(self, dim: int) -> np.ndarray:
         """Small-strain (Mandel) stiffness of the law, for bounds and checks."""

@@ -5,18 +5,15 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Mapping
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import dolfinx.mesh
-from dolfinx.io.gmsh import model_to_mesh
 from mpi4py import MPI
 from pydantic import BaseModel
 
-from fe2.meshing.session import gmsh_session
 
 log = logging.getLogger(__name__)
 
@@ -75,41 +72,23 @@ def read_rve_mesh(
 ) -> RveMesh:
     """Read a gmsh RVE mesh on ``comm`` (collective); ``rank`` parses it and distributes it.
 
-    The geometric dimension is the cell dimension of the file (2D meshes get 2
-    coordinates). This is ``dolfinx.io.gmsh.read_from_msh`` with ``gdim`` found from
-    the file, run inside a silent :func:`~fe2.meshing.session.gmsh_session` so that the
-    file is parsed once and gmsh is finalized even on errors. ``partitioner`` is passed
-    to DOLFINx (default: its cell partitioner without ghosts).
+    The reader of :func:`fe2.meshing.macro.read_macro_mesh` (file checks on ``rank`` in a
+    silent gmsh session, errors raised on every rank, ``dolfinx.io.gmsh.model_to_mesh`` with
+    the geometric dimension of the file), keeping the cells and the phase names.
 
     Raises
     ------
     FileNotFoundError
-        If the file does not exist (on the reading rank).
+        If the file does not exist.
     ValueError
-        If the file is not a gmsh mesh with cell physical groups.
+        If the file is not a gmsh mesh with cell physical groups of one cell type.
     """
-    path = Path(path)
-    if comm.rank != rank:
-        dim, error = comm.bcast(None, root=rank)
-        if error:
-            _raise(error)
-        data = model_to_mesh(None, comm, rank, gdim=dim, partitioner=partitioner)
-    else:
-        with ExitStack() as stack:
-            try:
-                gmsh = stack.enter_context(gmsh_session(model="read"))
-                probe = _open(gmsh, path)
-            except RuntimeError as exc:  # gmsh already initialized by the caller
-                probe = (-1, f"cannot read {path}: {exc}")
-            dim, error = comm.bcast(probe, root=rank)
-            if error:
-                _raise(error)
-            data = model_to_mesh(gmsh.model, comm, rank, gdim=dim, partitioner=partitioner)
-    if data.cell_tags is None:
-        raise ValueError(f"gmsh file {path} has no cell tags")
-    names = {int(g.tag): name for name, g in data.physical_groups.items() if g.dim == dim}
-    log.debug("read %s: dim %d, phases %s", path, dim, names)
-    return RveMesh(mesh=data.mesh, cell_tags=data.cell_tags, names=names, dim=dim)
+    from fe2.meshing.macro import read_macro_mesh
+
+    mesh = read_macro_mesh(path, comm, rank=rank, partitioner=partitioner)
+    names = {tag: name for name, tag in mesh.subdomains.items()}
+    log.debug("read %s: dim %d, phases %s", path, mesh.dim, names)
+    return RveMesh(mesh=mesh.mesh, cell_tags=mesh.cell_tags, names=names, dim=mesh.dim)
 
 
 def _raise(error: str) -> None:
@@ -124,6 +103,29 @@ def mesh_file_name(spec: BaseModel) -> str:
     """Deterministic file name ``<type>-<hash of parameters>.msh`` for a spec."""
     digest = hashlib.sha1(spec.model_dump_json().encode()).hexdigest()[:10]
     return f"{spec.type}-{digest}.msh"  # type: ignore[attr-defined]
+
+
+def generate_on_rank(
+    spec: BaseModel, comm: MPI.Comm, *, directory: str | Path, filename: str | None = None,
+    rank: int = 0,
+) -> Path:
+    """Write the mesh of ``spec`` on ``rank`` into its ``directory``; the path on every rank.
+
+    Collective; a generation error on ``rank`` is raised on every rank (RuntimeError).
+    """
+    path: Path | None = None
+    error = ""
+    if comm.rank == rank:
+        try:
+            target = Path(directory) / (filename or mesh_file_name(spec))
+            path = spec.generate(target)  # type: ignore[attr-defined]
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            log.exception("mesh generation failed")
+    path, error = comm.bcast((path, error), root=rank)
+    if error:
+        raise RuntimeError(f"mesh generation failed on rank {rank}: {error}")
+    return path
 
 
 def generate_rve_mesh(
@@ -144,17 +146,5 @@ def generate_rve_mesh(
 
     if not isinstance(spec, BaseModel):
         spec = parse_mesh_spec(spec)
-    path: Path | None = None
-    error = ""
-    if comm.rank == rank:
-        try:
-            target = Path(directory) / (filename or mesh_file_name(spec))
-            path = spec.generate(target)  # type: ignore[attr-defined]
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            log.exception("mesh generation failed")
-    path, error = comm.bcast((path, error), root=rank)
-    comm.barrier()
-    if error:
-        raise RuntimeError(f"mesh generation failed on rank {rank}: {error}")
+    path = generate_on_rank(spec, comm, directory=directory, filename=filename, rank=rank)
     return read_rve_mesh(path, comm, rank=rank)

@@ -869,20 +869,9 @@ def generate_macro_mesh(
     ``<type>-<hash>.msh``, see :func:`fe2.meshing.io.mesh_file_name`); the other ranks
     wait, then all read it. A generation error is raised on every rank (RuntimeError).
     """
-    from fe2.meshing.io import mesh_file_name
+    from fe2.meshing.io import generate_on_rank
 
     if not isinstance(spec, BaseModel):
         spec = parse_macro_mesh_spec(spec)
-    path: Path | None = None
-    error = ""
-    if comm.rank == rank:
-        try:
-            target = Path(directory) / (filename or mesh_file_name(spec))
-            path = spec.generate(target)  # type: ignore[attr-defined]
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            log.exception("macro mesh generation failed")
-    path, error = comm.bcast((path, error), root=rank)
-    if error:
-        raise RuntimeError(f"macro mesh generation failed on rank {rank}: {error}")
+    path = generate_on_rank(spec, comm, directory=directory, filename=filename, rank=rank)
     return read_macro_mesh(path, comm, rank=rank)
