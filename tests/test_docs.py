@@ -14,12 +14,28 @@ from fe2.config import (
     RveOptions,
     SolverOptions,
 )
+from fe2.config.run import (
+    DirichletConfig,
+    LoadsConfig,
+    MacroMeshSource,
+    MacroOptions,
+    MacroSolver,
+    MaterialSource,
+    OutputConfig,
+    Plane,
+    RunConfig,
+    RveSource,
+    TractionConfig,
+)
+from fe2.meshing.macro import MACRO_MESH_SPECS
 from fe2.meshing.specs import MESH_SPECS
 
 DOC = (Path(__file__).resolve().parents[1] / "docs" / "config.md").read_text()
 MODELS = [
     HomogenizeConfig, MeshSource, RveOptions, SolverOptions, NewtonConfig, LoadPath,
     *PHASE_MODELS, *MESH_SPECS.values(),
+    RunConfig, MacroOptions, MacroMeshSource, MaterialSource, RveSource, DirichletConfig,
+    TractionConfig, LoadsConfig, Plane, MacroSolver, OutputConfig, *MACRO_MESH_SPECS.values(),
 ]
 
 
@@ -35,5 +51,5 @@ def test_every_law_and_physics_is_documented():
 
 
 def test_every_generator_is_documented():
-    for name in MESH_SPECS:
+    for name in [*MESH_SPECS, *MACRO_MESH_SPECS]:
         assert f"`{name}`" in DOC, name

@@ -188,3 +188,79 @@ def test_failed_point_on_one_rank_cuts_back_everywhere():
     result = problem.solve(1.0)
     assert not result.converged and "injected failure" in result.reason  # on every rank
     problem.destroy()
+
+
+def test_closed_form_linear_law_3d_equals_single_scale_solve():
+    domain = dmesh.create_box(comm, [[0, 0, 0], [2, 1, 1]], [4, 2, 2])
+    left = dmesh.locate_entities_boundary(domain, 2, lambda x: np.isclose(x[0], 0.0))
+    right = dmesh.locate_entities_boundary(domain, 2, lambda x: np.isclose(x[0], 2.0))
+    law = LinearElastic(E=5.0, nu=0.25)
+    problem = MacroProblem(
+        domain, make_physics("elasticity", 3), 1, lambda m: LawPoints(law, m, dim=3, n_comp=6),
+        dirichlet=[Dirichlet("left", left, None, 0.0), Dirichlet("right", right, 0, 0.02),
+                   Dirichlet("right", right, 2, -0.01)],
+        newton=NewtonOptions(rtol=1e-12),
+    )
+    run_load_steps(problem, [1.0])
+    V = problem.V
+    u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
+    lmbda, mu = law.lame
+    eps = ufl.sym(ufl.grad(u))
+    sigma = lmbda * ufl.tr(eps) * ufl.Identity(3) + 2 * mu * eps
+    bcs = [
+        fem.dirichletbc(np.zeros(3), fem.locate_dofs_topological(V, 2, left), V),
+        fem.dirichletbc(fem.Constant(domain, 0.02), fem.locate_dofs_topological(V.sub(0), 2, right), V.sub(0)),
+        fem.dirichletbc(fem.Constant(domain, -0.01), fem.locate_dofs_topological(V.sub(2), 2, right), V.sub(2)),
+    ]
+    zero = fem.Constant(domain, np.zeros(3))
+    reference = LinearProblem(
+        ufl.inner(sigma, ufl.sym(ufl.grad(v))) * ufl.dx, ufl.dot(zero, v) * ufl.dx, bcs=bcs,
+        petsc_options_prefix="ref3d_",
+        petsc_options={"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"},
+    ).solve()
+    assert max_relative(problem.u.x.array, reference.x.array) < 1e-10
+    problem.destroy()
+
+
+def test_finite_strain_macro_equals_hyperelastic_single_scale_solve():
+    """Neo-Hookean points with F = I + grad U and P vs the same energy in pure UFL (SNES)."""
+    from dolfinx.fem.petsc import NonlinearProblem
+
+    from fe2.materials import NeoHookean
+
+    domain, facets = strip(8, 4)
+    law = NeoHookean(E=1.0, nu=0.3)
+    dirichlet = [
+        Dirichlet("left", facets["left"], None, 0.0),
+        Dirichlet("right", facets["right"], 0, 0.4),  # 20 % stretch
+        Dirichlet("right", facets["right"], 1, 0.1),
+    ]
+    problem = MacroProblem(
+        domain, make_physics("finite_strain", 2), 1, lambda m: LawPoints(law, m, dim=2, n_comp=4),
+        dirichlet=dirichlet, newton=NewtonOptions(rtol=1e-12),
+    )
+    record = run_load_steps(problem, [0.5, 1.0])[-1]
+    assert record.newton_iterations <= 8
+    V = problem.V
+    u, v = fem.Function(V), ufl.TestFunction(V)
+    lmbda, mu = LinearElastic(E=law.E, nu=law.nu).lame
+    F = ufl.Identity(2) + ufl.grad(u)
+    J = ufl.det(F)
+    energy = mu / 2 * (ufl.tr(F.T * F) - 3 + 1) - mu * ufl.ln(J) + lmbda / 2 * ufl.ln(J) ** 2
+    residual = ufl.derivative(energy * ufl.dx, u, v)
+    values = {(0, None): 0.0, (1, 0): 0.4, (2, 1): 0.1}
+    bcs = [
+        fem.dirichletbc(np.zeros(2), fem.locate_dofs_topological(V, 1, facets["left"]), V),
+        fem.dirichletbc(fem.Constant(domain, values[(1, 0)]), fem.locate_dofs_topological(V.sub(0), 1, facets["right"]), V.sub(0)),
+        fem.dirichletbc(fem.Constant(domain, values[(2, 1)]), fem.locate_dofs_topological(V.sub(1), 1, facets["right"]), V.sub(1)),
+    ]
+    u.x.array[:] = problem.u.x.array * 0.5  # a start within the basin of SNES's plain Newton
+    reference = NonlinearProblem(
+        residual, u, bcs=bcs, petsc_options_prefix="ref_hyper_",
+        petsc_options={"snes_type": "newtonls", "snes_rtol": 1e-14, "snes_atol": 1e-14,
+                       "snes_error_if_not_converged": True, "ksp_type": "preonly", "pc_type": "lu",
+                       "pc_factor_mat_solver_type": "mumps"},
+    )
+    reference.solve()
+    assert max_relative(problem.u.x.array, u.x.array) < 1e-9
+    problem.destroy()

@@ -248,3 +248,23 @@ def test_pool_points_keep_their_own_states(make_mesh):
     alone = RvePool(solver, 1)
     stress, _ = alone.evaluate(strains[2:])
     assert np.allclose(stress[0], pool.responses[2].stress, rtol=1e-12, atol=0)
+
+
+def test_elastic_shortcut_is_exact_and_only_used_while_elastic(make_mesh):
+    rve = cell_2d(make_mesh)
+    fast = solver_for(rve, "elasticity", PLASTIC_MATRIX, "periodic")
+    full = solver_for(rve, "elasticity", PLASTIC_MATRIX, "periodic", elastic_shortcut=False)
+    virgin = fast.initial_state()
+    small, large = 0.2 * LOAD, 1.5 * LOAD  # below and beyond first yield
+    a, trial = fast.solve(small, virgin)
+    b, _ = full.solve(small, full.initial_state())
+    assert a.elastic_shortcut and a.iterations == 0 and trial.virgin
+    assert relative(a.stress, b.stress) <= 1e-12 and relative(a.tangent, b.tangent) <= 1e-12
+    assert a.hill_mandel_residual <= 1e-10
+    c, trial = fast.solve(large, virgin)
+    d, _ = full.solve(large, full.initial_state())
+    assert not c.elastic_shortcut and c.iterations > 0 and not trial.virgin
+    assert relative(c.stress, d.stress) <= 1e-9 and relative(c.tangent, d.tangent) <= 1e-8
+    # Once yielded, even an elastic unloading goes through Newton.
+    e, _ = fast.solve(0.9 * large, trial)
+    assert not e.elastic_shortcut

@@ -239,6 +239,18 @@ def run_study(config: RunConfig, comm: MPI.Comm, output: Path) -> dict:
             final_reactions={k: v.tolist() for k, v in records[-1].reactions.items()} if records else {},
             wall_time=time.perf_counter() - start,
         )
+        stats = getattr(problem.points, "statistics", None)
+        if stats is not None:  # RVE pool: totals over all ranks
+            totals = {k: comm.allreduce(v, op=MPI.SUM) for k, v in stats.items()}
+            solves = max(totals["solves"], 1)
+            summary["rve"] = {
+                "solves": totals["solves"],
+                "newton_iterations": totals["newton_iterations"],
+                "seconds": totals["seconds"],
+                "mean_seconds_per_solve": totals["seconds"] / solves,
+                "mean_newton_iterations": totals["newton_iterations"] / solves,
+                "elastic_shortcuts": totals["elastic_shortcuts"],
+            }
         writer.write_summary(summary)
         writer.close()
         problem.destroy()

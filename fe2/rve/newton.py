@@ -16,6 +16,13 @@ not depend on the warm start. The consistent tangent is
 
 with one factorisation of the Jacobian at the converged state (the last Newton one is reused
 when the tangent has not changed since, e.g. for linear phases) and n right-hand sides.
+
+Elastic shortcut (small strain): a point that has never yielded responds linearly, with the
+fluctuation w = sum_k W_k (E - E_ref)_k of the virgin RVE's sensitivity fields W_k (computed
+once per solver). If one constitutive update at that w leaves every history variable and
+tangent unchanged (no point yields) and the residual meets the tolerance, that is the
+answer -- exact, not an approximation -- with the virgin tangent; otherwise Newton starts
+from there.
 """
 
 from __future__ import annotations
@@ -58,16 +65,25 @@ class NewtonOptions:
 
 @dataclass
 class PointState:
-    """Everything one material point owns: its fluctuation and its history."""
+    """Everything one material point owns: its fluctuation and its history.
+
+    ``virgin``: the history is still the initial one (the point never yielded).
+    """
 
     w: np.ndarray
     history: History
+    virgin: bool = False
 
     def copy(self) -> PointState:
         return PointState(
             w=self.w.copy(),
             history={tag: {k: v.copy() for k, v in h.items()} for tag, h in self.history.items()},
+            virgin=self.virgin,
         )
+
+
+def _same_history(a: History, b: History) -> bool:
+    return all(np.array_equal(a[tag][k], b[tag][k]) for tag in a for k in a[tag])
 
 
 @dataclass
@@ -84,6 +100,7 @@ class RveResponse:
         tangent_hill_mandel_residual: the same for each sensitivity field, (n,).
         strain_average_error: max over the state and sensitivities of |<eps> - E| / |E|.
         residual_norms: Newton residual norms |R|_adm, one per evaluation.
+        elastic_shortcut: answered by the elastic shortcut (no factorisation).
         timings: seconds: ``newton`` (the whole Newton loop) with its parts ``residual``
             (constitutive update + residual), ``assemble`` (Jacobian + constraint),
             ``factorize`` and ``solve``; ``sensitivity`` (the tangent, including a
@@ -97,6 +114,7 @@ class RveResponse:
     tangent_hill_mandel_residual: np.ndarray
     strain_average_error: float
     residual_norms: list[float]
+    elastic_shortcut: bool = False
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -118,6 +136,8 @@ class RveSolver:
         bc: 'periodic', 'affine' or 'traction'.
         newton: tolerances.
         petsc_options: options of the direct solver (default MUMPS LU).
+        elastic_shortcut: answer never-yielded points without Newton when they stay elastic
+            (small strain only; see the module docstring).
     """
 
     def __init__(
@@ -127,8 +147,11 @@ class RveSolver:
         *,
         newton: NewtonOptions = NewtonOptions(),
         petsc_options: Mapping[str, Any] | None = None,
+        elastic_shortcut: bool = True,
     ):
         self.model, self.newton = model, newton
+        self.elastic_shortcut = elastic_shortcut and model.physics.name == "elasticity"
+        self._virgin: tuple | None = None  # (W (n, N), tangent, HM residuals, tangent_qp)
         self.bc = make_boundary_condition(bc, model)
         self.J = create_matrix(model.jacobian)
         self.K: PETSc.Mat | None = None
@@ -146,7 +169,49 @@ class RveSolver:
 
     def initial_state(self) -> PointState:
         """Zero fluctuation, virgin history."""
-        return PointState(w=np.zeros(self.model.num_dofs), history=self.model.initial_history())
+        return PointState(
+            w=np.zeros(self.model.num_dofs), history=self.model.initial_history(), virgin=True
+        )
+
+    def _virgin_response(self) -> tuple:
+        """Sensitivity fields, tangent and its HM residuals of the virgin RVE (cached)."""
+        if self._virgin is None:
+            model = self.model
+            model.E.value = model.physics.reference_strain
+            model.w.x.array[:] = 0.0
+            model.constitutive_update(model.initial_history())
+            fields: list[np.ndarray] = []
+            tangent, hm, _ = self._sensitivity({}, fields=fields)
+            self._virgin = (np.array(fields), tangent, hm, model.tangent_qp.copy())
+        return self._virgin
+
+    def _try_elastic(self, E: np.ndarray, state: PointState) -> RveResponse | None:
+        """The elastic-shortcut answer, or None (then model.w is a good Newton start)."""
+        W, tangent, hm, virgin_tangent = self._virgin_response()
+        model, newton = self.model, self.newton
+        model.E.value = E
+        model.w.x.array[:] = (E - model.physics.reference_strain) @ W
+        trial, admissible = model.constitutive_update(state.history)
+        if not (admissible and _same_history(trial, state.history)
+                and np.array_equal(model.tangent_qp, virgin_tangent)):
+            return None
+        self._assemble_residual()
+        norm, full = self.bc.residual_norm(self.R), self.R.norm()
+        if norm > newton.atol + newton.rtol * full:
+            return None
+        averages = model.averages()
+        work_macro = float(averages.stress @ (E - model.physics.reference_strain))
+        E_norm = np.linalg.norm(E)
+        return RveResponse(
+            stress=averages.stress,
+            tangent=tangent.copy(),
+            iterations=0,
+            hill_mandel_residual=_hill_mandel(averages.energy, work_macro, averages.scale),
+            tangent_hill_mandel_residual=hm,
+            strain_average_error=float(np.linalg.norm(averages.strain - E) / (E_norm if E_norm > 0 else 1.0)),
+            residual_norms=[norm],
+            elastic_shortcut=True,
+        )
 
     # ------------------------------------------------------------------ building blocks
 
@@ -191,7 +256,16 @@ class RveSolver:
         model, newton = self.model, self.newton
         timings: dict[str, float] = {}
         clock = time.perf_counter
-        model.E.value = np.asarray(E, dtype=float)
+        E = np.asarray(E, dtype=float)
+        if self.elastic_shortcut and state.virgin:
+            t0 = clock()
+            response = self._try_elastic(E, state)
+            if response is not None:
+                response.timings = {"elastic_shortcut": clock() - t0}
+                w = model.w.x.array.copy()
+                return response, PointState(w=w, history=state.history, virgin=True)
+            warm_start = model.w.x.array.copy()  # the elastic predictor
+        model.E.value = E
         model.w.x.array[:] = state.w if warm_start is None else warm_start
         norms: list[float] = []
         start = clock()
@@ -264,10 +338,16 @@ class RveSolver:
                 f"(tolerance {CONSISTENCY_TOL:g}); the constrained system is singular or "
                 "ill-conditioned"
             )
-        return response, PointState(w=model.w.x.array.copy(), history=trial)
+        virgin = state.virgin and _same_history(trial, state.history)
+        return response, PointState(w=model.w.x.array.copy(), history=trial, virgin=virgin)
 
-    def _sensitivity(self, timings: dict[str, float]) -> tuple[np.ndarray, np.ndarray, float]:
-        """Consistent tangent at the converged state; HM residual and <eps> error per column."""
+    def _sensitivity(
+        self, timings: dict[str, float], *, fields: list | None = None
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        """Consistent tangent at the converged state; HM residual and <eps> error per column.
+
+        With ``fields``, the sensitivity fluctuations dw_k are appended to it.
+        """
         model = self.model
         t0 = time.perf_counter()
         self._factorize_current({})
@@ -285,6 +365,8 @@ class RveSolver:
             self.bc.restrict(self.R, self.r)
             self.solver.solve(self.r, self.x)
             self.bc.prolong(self.x, self.dw)
+            if fields is not None:
+                fields.append(self.dw.array_r.copy())
             d_strain = e_k + model.strain_of(self.dw.array_r)
             d_stress = np.einsum("cqij,cqj->cqi", tangent_qp, d_strain)
             avg_stress = model.average(d_stress)

@@ -33,6 +33,8 @@ class RvePool:
     Attributes:
         responses: the :class:`RveResponse` of each point from the last evaluate.
         seconds: wall time of each point's last solve, (m,).
+        statistics: totals since creation: ``solves``, ``newton_iterations``,
+            ``elastic_shortcuts`` (solves answered without Newton), ``seconds``.
     """
 
     kind = "rve"
@@ -49,6 +51,7 @@ class RvePool:
         self._trial: list[PointState | None] = [None] * num_points
         self.responses: list[RveResponse | None] = [None] * num_points
         self.seconds = np.zeros(num_points)
+        self.statistics = {"solves": 0, "newton_iterations": 0, "elastic_shortcuts": 0, "seconds": 0.0}
 
     def state(self, point: int, *, trial: bool = False) -> PointState:
         """The committed (or, if any, the trial) state of a point; do not modify it."""
@@ -80,10 +83,14 @@ class RvePool:
             self._trial[point] = trial
             self.responses[point] = response
             stresses[point], tangents[point] = response.stress, response.tangent
+            self.statistics["solves"] += 1
+            self.statistics["newton_iterations"] += response.iterations
+            self.statistics["elastic_shortcuts"] += int(response.elastic_shortcut)
             if self.tangent == "averaged":  # the model holds this point's converged state
                 model = self.solver.model
                 tangents[point] = model.average(model.tangent_qp)
             self.seconds[point] = time.perf_counter() - t0
+            self.statistics["seconds"] += self.seconds[point]
         return stresses, tangents
 
     def point_fields(self) -> dict[str, np.ndarray]:

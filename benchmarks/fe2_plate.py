@@ -1,0 +1,94 @@
+"""Benchmark: the shipped FE² plate-with-hole study (configs/plate_fe2.yaml).
+
+Runs the study (serially, or under mpiexec) and prints: total wall time, macro Newton
+iterations per step, RVE solves, mean time per RVE solve and mean RVE Newton iterations;
+and, in the same process, the RVE floor: the bare PETSc numeric factorisation and solve of the
+same constrained RVE matrix, combined into the least a solve with that many Newton iterations
+costs: (iterations + 1) factorisations + (iterations + n) solves (Newton + sensitivity).
+
+    [mpiexec -n 2] python benchmarks/fe2_plate.py [--config configs/plate_fe2.yaml]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+import fe2  # noqa: F401
+import numpy as np
+from mpi4py import MPI
+
+from fe2.config import load_run_config
+from fe2.homogenization.study import load_rve_mesh
+from fe2.macro.study import run_study
+from fe2.rve.model import RveModel
+from fe2.rve.newton import RveSolver
+from fe2.rve.physics import make_physics
+from fe2.rve.solver import DirectSolver
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def rve_floor(config, comm, repeat: int = 5) -> tuple[float, float, int]:
+    """(numeric factorisation, one solve) of the RVE's constrained matrix, seconds; n."""
+    rve = config.material.rve
+    rve_mesh, _ = load_rve_mesh(rve.mesh, comm)
+    model = RveModel(rve_mesh.mesh, rve_mesh.cell_tags, make_physics(config.physics, rve_mesh.dim),
+                     {p.tag: p.material() for p in rve.phases.values()})
+    solver = RveSolver(model, rve.bc)
+    E = np.zeros(model.physics.n_comp)
+    E[0] = 0.01
+    solver.solve(E, solver.initial_state())  # assembles and factorises K
+    direct = DirectSolver(MPI.COMM_SELF, prefix="bench_rve_floor_")
+    direct.factorize(solver.K)
+    solver.r.set(1.0)
+    factor, solve = [], []
+    for _ in range(repeat):
+        solver.K.assemble()  # values "changed": numeric refactorisation, symbolic kept
+        t0 = time.perf_counter()
+        direct.factorize(solver.K)
+        factor.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        direct.solve(solver.r, solver.x)
+        solve.append(time.perf_counter() - t0)
+    direct.destroy()
+    solver.destroy()
+    return min(factor), min(solve), model.physics.n_comp
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default=str(REPO / "configs" / "plate_fe2.yaml"))
+    args = parser.parse_args()
+    comm = MPI.COMM_WORLD
+    logging.basicConfig(level=logging.WARNING)
+    config = load_run_config(args.config)
+    with tempfile.TemporaryDirectory() as tmp:
+        output = Path(comm.bcast(tmp if comm.rank == 0 else None))
+        summary = run_study(config, comm, output / "run")
+        rows = list(csv.DictReader(open(output / "run" / "history.csv"))) if comm.rank == 0 else []
+        comm.barrier()
+    factor, solve, n = rve_floor(config, comm)
+    if comm.rank != 0:
+        return
+    rve = summary["rve"]
+    iterations = rve["mean_newton_iterations"]
+    floor = (iterations + 1) * factor + (iterations + n) * solve
+    per_step = " ".join(r["newton_iterations"] for r in rows)
+    print(f"config: {args.config}, {comm.size} rank(s), {summary['macro']['quadrature_points']} macro points")
+    print(f"total wall time           {summary['wall_time']:.1f} s")
+    print(f"macro Newton per step     {per_step}")
+    print(f"RVE solves                {rve['solves']} ({rve['seconds']:.1f} s of RVE work, summed over ranks)")
+    print(f"mean RVE solve            {1e3 * rve['mean_seconds_per_solve']:.2f} ms, "
+          f"{iterations:.2f} RVE Newton iterations")
+    print(f"RVE floor                 {1e3 * floor:.2f} ms "
+          f"(factorisation {1e3 * factor:.2f} ms, solve {1e3 * solve:.3f} ms)")
+    print(f"ratio to the floor        {rve['mean_seconds_per_solve'] / floor:.2f}")
+
+
+if __name__ == "__main__":
+    main()
