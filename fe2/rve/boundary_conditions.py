@@ -91,6 +91,7 @@ class _ProlongationBC(RveBoundaryCondition):
             comm=self.comm,
         )
         self.P.assemble()
+        self._work = self.create_vector()  # restricted residual of residual_norm
 
     @property
     def size(self) -> int:
@@ -100,11 +101,8 @@ class _ProlongationBC(RveBoundaryCondition):
         return A.ptap(self.P, result=K)
 
     def residual_norm(self, R):
-        r = self.create_vector()
-        self.P.multTranspose(R, r)
-        value = r.norm()
-        r.destroy()
-        return value
+        self.P.multTranspose(R, self._work)
+        return self._work.norm()
 
     def restrict(self, b, r):
         self.P.multTranspose(b, r)
@@ -114,6 +112,7 @@ class _ProlongationBC(RveBoundaryCondition):
 
     def destroy(self):
         self.P.destroy()
+        self._work.destroy()
 
 
 def _node_coordinates(model: RveModel) -> np.ndarray:
