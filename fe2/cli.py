@@ -159,6 +159,16 @@ def main(argv: list[str] | None = None) -> int:
         if comm.rank == 0:
             print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Exception:
+        if comm.size == 1:
+            raise
+        # A bug on one rank would leave the others waiting in a collective: end the job.
+        import traceback
+
+        traceback.print_exc()
+        print(f"error: unexpected failure on rank {comm.rank}; aborting all ranks", file=sys.stderr)
+        sys.stderr.flush()
+        comm.Abort(1)
 
 
 if __name__ == "__main__":

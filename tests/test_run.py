@@ -100,12 +100,14 @@ def test_linear_rve_runs_hierarchically_and_equals_concurrent(shared_tmp_path):
             assert float(a[key]) == pytest.approx(float(c[key]), rel=1e-10, abs=1e-14)
 
 
-def test_fe2_run_does_not_depend_on_the_number_of_ranks(shared_tmp_path):
+@pytest.mark.parametrize("cells", [(2, 1), (1, 1)], ids=["2x1", "one cell"])
+def test_fe2_run_does_not_depend_on_the_number_of_ranks(shared_tmp_path, cells):
+    """1 rank = N ranks; with one macro cell, a rank that owns no point takes part too."""
     plastic = json.loads(json.dumps(RVE))
     plastic["phases"]["matrix"].update(law="j2", sigma_y=0.06, H=0.3)
     plastic["solver"] = {"newton": {"rtol": 1e-12}}
     data = study(material={"rve": plastic}, steps=2)
-    data["macro"]["mesh"]["generate"].update(cells_x=2, cells_y=1)
+    data["macro"]["mesh"]["generate"].update(cells_x=cells[0], cells_y=cells[1], quadrilaterals=cells == (1, 1))
     data["solver"]["newton"]["rtol"] = 1e-12
     assert run(shared_tmp_path, data, out="world")[0] == 0
     config = load_run_config(shared_tmp_path / "world.yaml")

@@ -75,7 +75,7 @@ class QuadratureForms:
         self.cells = np.arange(self.num_cells, dtype=np.int32)
         detJ = fem.Expression(abs(ufl.JacobianDeterminant(mesh)), points)
         #: Quadrature volumes |det J| w_q of the owned cells, (num_cells, num_qp).
-        self.dV = detJ.eval(mesh, self.cells).reshape(self.num_cells, -1) * weights
+        self.dV = detJ.eval(mesh, self.cells).reshape(self.num_cells, self.num_qp) * weights
 
     def _owned(self, function: fem.Function, shape: tuple[int, ...]) -> np.ndarray:
         size = self.num_cells * self.num_qp * int(np.prod(shape))
@@ -99,4 +99,4 @@ class QuadratureForms:
         """
         self._probe.x.array[:] = field
         values = self._strain_expression.eval(self.mesh, self.cells)
-        return values.reshape(self.num_cells, self.num_qp, -1)
+        return values.reshape(self.num_cells, self.num_qp, self.physics.n_comp)

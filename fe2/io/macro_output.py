@@ -63,13 +63,13 @@ class MacroOutput:
     def _cell_mean(self, values: np.ndarray) -> np.ndarray:
         """(cells, qp, ...) -> (cells, ...) weighted by the quadrature volumes."""
         dV = self.problem.forms.dV
-        shape = (-1,) + (1,) * (values.ndim - 2)
+        shape = (len(dV),) + (1,) * (values.ndim - 2)
         return np.einsum("cq,cq...->c...", dV, values) / dV.sum(axis=1).reshape(shape)
 
     def _tensor_cells(self, vectors: np.ndarray) -> np.ndarray:
         """Cell-mean strain/stress vectors (cells, n) -> embedded 3 x 3 tensors, flat."""
         dim = self.dim
-        tensors = from_mandel(vectors) if self.problem.physics.name == "elasticity" else vectors.reshape(-1, dim, dim)
+        tensors = from_mandel(vectors) if self.problem.physics.name == "elasticity" else vectors.reshape(len(vectors), dim, dim)
         out = np.zeros((len(vectors), 3, 3))
         out[:, :dim, :dim] = tensors
         return out.reshape(len(vectors), 9)
@@ -86,7 +86,7 @@ class MacroOutput:
         else:
             self.displacement.x.array[:] = problem.u.x.array
         self._set_cells(self.stress, self._tensor_cells(self._cell_mean(forms.stress_qp)))
-        strain = problem.macro_strains().reshape(cells, nq, -1)
+        strain = problem.macro_strains().reshape(cells, nq, problem.physics.n_comp)
         self._set_cells(self.strain, self._tensor_cells(self._cell_mean(strain)))
         for name, values in problem.points.point_fields().items():
             if name not in self.point_outputs:

@@ -30,7 +30,7 @@ def set_cell_values(function: fem.Function, values: np.ndarray) -> None:
     dofmap = function.function_space.dofmap
     cells = values.shape[0]
     blocks = function.x.array.reshape(-1, dofmap.index_map_bs)
-    blocks[dofmap.list[:cells, 0]] = values.reshape(cells, -1)
+    blocks[dofmap.list[:cells, 0]] = values.reshape(cells, dofmap.index_map_bs)
     function.x.scatter_forward()
 
 

@@ -172,7 +172,7 @@ class MacroProblem:
     def macro_strains(self) -> np.ndarray:
         """Macro strains at the owned quadrature points, (m, n)."""
         strain = self.physics.reference_strain + self.forms.strain_of(self.u.x.array)
-        return strain.reshape(self.num_points, -1)
+        return strain.reshape(self.num_points, self.physics.n_comp)
 
     def _evaluate_points(self) -> str:
         """Evaluate the material points into the quadrature spaces; '' or the failure (all ranks)."""

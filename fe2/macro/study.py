@@ -22,7 +22,7 @@ from mpi4py import MPI
 
 import fe2
 from fe2.config.run import RunConfig
-from fe2.errors import InputError, collectively
+from fe2.errors import ComputationError, InputError, collectively
 from fe2.homogenization.study import check_phase_tags, load_rve_mesh
 from fe2.io.macro_output import MacroOutput
 from fe2.macro.problem import Dirichlet, MacroProblem, Traction
@@ -221,37 +221,37 @@ def run_study(config: RunConfig, comm: MPI.Comm, output: Path) -> dict:
         "steps": len(targets),
     }
     records: list[StepRecord] = []
+    failure: ComputationError | None = None
     try:
         records = run_load_steps(problem, targets, max_cutbacks=solver.max_cutbacks, on_step=progress)
         summary["status"] = "completed"
-    except fe2.errors.ComputationError as exc:
-        summary["status"] = "failed"
-        summary["error"] = str(exc)
-        raise
-    finally:
-        records = records or []
-        summary.update(
-            completed_steps=len(writer.rows),
-            newton_iterations=int(sum(int(r["newton_iterations"]) for r in writer.rows)),
-            rve_solves=int(sum(int(r["rve_solves"]) for r in writer.rows)),
-            rve_failures=int(sum(int(r["rve_failures"]) for r in writer.rows)),
-            cutbacks=int(sum(int(r["cutbacks"]) for r in writer.rows)),
-            final_reactions={k: v.tolist() for k, v in records[-1].reactions.items()} if records else {},
-            wall_time=time.perf_counter() - start,
-        )
-        stats = getattr(problem.points, "statistics", None)
-        if stats is not None:  # RVE pool: totals over all ranks
-            totals = {k: comm.allreduce(v, op=MPI.SUM) for k, v in stats.items()}
-            solves = max(totals["solves"], 1)
-            summary["rve"] = {
-                "solves": totals["solves"],
-                "newton_iterations": totals["newton_iterations"],
-                "seconds": totals["seconds"],
-                "mean_seconds_per_solve": totals["seconds"] / solves,
-                "mean_newton_iterations": totals["newton_iterations"] / solves,
-                "elastic_shortcuts": totals["elastic_shortcuts"],
-            }
-        writer.write_summary(summary)
-        writer.close()
-        problem.destroy()
+    except ComputationError as exc:  # raised on every rank: the summary below is collective
+        summary.update(status="failed", error=str(exc))
+        failure = exc
+    summary.update(
+        completed_steps=len(writer.rows),
+        newton_iterations=int(sum(int(r["newton_iterations"]) for r in writer.rows)),
+        rve_solves=int(sum(int(r["rve_solves"]) for r in writer.rows)),
+        rve_failures=int(sum(int(r["rve_failures"]) for r in writer.rows)),
+        cutbacks=int(sum(int(r["cutbacks"]) for r in writer.rows)),
+        final_reactions={k: v.tolist() for k, v in records[-1].reactions.items()} if records else {},
+        wall_time=time.perf_counter() - start,
+    )
+    stats = getattr(problem.points, "statistics", None)
+    if stats is not None:  # RVE pool: totals over all ranks
+        totals = {k: comm.allreduce(v, op=MPI.SUM) for k, v in stats.items()}
+        solves = max(totals["solves"], 1)
+        summary["rve"] = {
+            "solves": totals["solves"],
+            "newton_iterations": totals["newton_iterations"],
+            "seconds": totals["seconds"],
+            "mean_seconds_per_solve": totals["seconds"] / solves,
+            "mean_newton_iterations": totals["newton_iterations"] / solves,
+            "elastic_shortcuts": totals["elastic_shortcuts"],
+        }
+    writer.write_summary(summary)
+    writer.close()
+    problem.destroy()
+    if failure is not None:
+        raise failure
     return summary

@@ -178,7 +178,7 @@ class RveModel:
         admissible = True
         for tag, material in self.phases.items():
             cells = self.phase_cells[tag]
-            result = material.update(self.strain_qp[cells].reshape(-1, n), history[tag], self.physics.dim)
+            result = material.update(self.strain_qp[cells].reshape(len(cells) * self.num_qp, n), history[tag], self.physics.dim)
             stress[cells] = result.stress.reshape(len(cells), self.num_qp, n)
             tangent[cells] = result.tangent.reshape(len(cells), self.num_qp, n, n)
             trial[tag] = result.state
