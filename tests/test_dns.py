@@ -9,7 +9,6 @@ the reaction force converges to the FE² one at rate ~1 in eps.
 """
 
 import numpy as np
-import pytest
 from dolfinx import mesh as dmesh
 from mpi4py import MPI
 

@@ -15,7 +15,7 @@ from fe2.homogenization.bounds import loewner_gaps
 from fe2.homogenization.load_path import LoadPathResult
 from fe2.homogenization.study import BC_ORDER, HomogenizationResult
 from fe2.rve.physics import make_physics
-from fe2.tensors import from_mandel
+from fe2.tensors import MANDEL_PAIRS, from_mandel
 
 TENSOR_KEY = {"elasticity": "C", "finite_strain": "A", "conduction": "K"}
 #: Column prefixes of (strain, stress) per physics in load_path.csv.
@@ -97,14 +97,8 @@ def _tensor_components(physics: str, vector: np.ndarray, dim: int) -> np.ndarray
     """Strain/stress vector -> plain tensor components (Mandel shear scaling removed)."""
     if physics == "elasticity":
         matrix = from_mandel(vector)
-        return np.array([matrix[i, j] for i, j in _pairs(dim)])
+        return np.array([matrix[i, j] for i, j in MANDEL_PAIRS[dim]])
     return vector
-
-
-def _pairs(dim: int):
-    from fe2.tensors import MANDEL_PAIRS
-
-    return MANDEL_PAIRS[dim]
 
 
 def load_path_csv(result: HomogenizationResult, path_result: LoadPathResult) -> str:

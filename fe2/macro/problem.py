@@ -68,7 +68,10 @@ class Traction:
 
 @dataclass
 class NewtonResult:
-    """Outcome of one macro Newton solve."""
+    """Outcome of one macro Newton solve (the same on every rank).
+
+    ``point_failure``: a material point failed (on some rank); ``reason`` says what failed.
+    """
 
     converged: bool
     iterations: int
@@ -76,6 +79,7 @@ class NewtonResult:
     point_evaluations: int
     reason: str = ""
     seconds: dict[str, float] = field(default_factory=dict)
+    point_failure: bool = False
 
 
 class MacroProblem:
@@ -127,13 +131,9 @@ class MacroProblem:
                 g = fem.Constant(mesh, 0.0)
                 dofs = fem.locate_dofs_topological(Vc, tdim - 1, d.facets)
                 self._bcs.append((fem.dirichletbc(g, dofs, Vc), g, d.value))
-            if d.boundary not in self.reaction_dofs:
-                self.reaction_dofs[d.boundary] = [
-                    (lambda dofs: dofs[dofs < owned])(
-                        fem.locate_dofs_topological(self.V.sub(c), tdim - 1, d.facets)
-                    )
-                    for c in range(bs)
-                ]
+            if d.boundary not in self.reaction_dofs:  # all components, owned dofs only
+                components = [fem.locate_dofs_topological(self.V.sub(c), tdim - 1, d.facets) for c in range(bs)]
+                self.reaction_dofs[d.boundary] = [dofs[dofs < owned] for dofs in components]
         self.bcs = [bc for bc, _, _ in self._bcs]
 
         self.R = self.u.x.petsc_vec.duplicate()
@@ -215,7 +215,7 @@ class MacroProblem:
             evaluations += self.num_points
             seconds["points"] += clock() - t0
             if failure:
-                return NewtonResult(False, iteration, norms, evaluations, failure, seconds)
+                return NewtonResult(False, iteration, norms, evaluations, failure, seconds, point_failure=True)
             t0 = clock()
             self._assemble_residual(load_factor)
             full = self.R.norm()

@@ -82,7 +82,7 @@ def run_load_steps(
                 continue
             problem.points.rollback()
             problem.u.x.array[:] = committed_u
-            record.rve_failures += 1 if "material point" in result.reason else 0
+            record.rve_failures += int(result.point_failure)
             record.cutbacks += 1
             increment = increment / 2
             if comm.rank == 0:

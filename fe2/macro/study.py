@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Callable
 import tempfile
 import time
 from dataclasses import dataclass
@@ -46,7 +47,7 @@ COMPONENTS = {"x": 0, "y": 1, "z": 2, "all": None}
 class Coupling:
     """How the macro points get their stress: the factory and a description for the log."""
 
-    make_points: callable
+    make_points: Callable[[int], MaterialPoints]
     mode: str
     reason: str
 
