@@ -63,6 +63,8 @@ def test_closed_form_run_writes_history_summary_and_fields(shared_tmp_path):
     rows = history(out)
     assert [int(r["step"]) for r in rows] == [1, 2, 3]
     assert [float(r["load_factor"]) for r in rows] == pytest.approx([1 / 3, 2 / 3, 1.0])
+    norms = [float(x) for x in rows[-1]["residual_norms"].split()]
+    assert len(norms) >= 2 and norms[-1] == pytest.approx(float(rows[-1]["residual_norm"]), rel=1e-3)
     for column in ("newton_iterations", "residual_norm", "substeps", "cutbacks", "rve_solves",
                    "rve_failures", "seconds", "reaction_left_x", "reaction_left_y", "reaction_right_x"):
         assert column in rows[0], column

@@ -106,6 +106,7 @@ class MacroOutput:
             "load_factor": record.load_factor,
             "newton_iterations": record.newton_iterations,
             "residual_norm": f"{record.residual_norm:.6e}",
+            "residual_norms": " ".join(f"{r:.3e}" for r in record.residual_norms),
             "substeps": record.substeps,
             "cutbacks": record.cutbacks,
             "rve_solves": record.rve_solves,
