@@ -22,6 +22,7 @@ from fe2.config.run import (
     MacroSolver,
     MaterialSource,
     OutputConfig,
+    ParallelConfig,
     Plane,
     RunConfig,
     RveSource,
@@ -35,7 +36,7 @@ MODELS = [
     HomogenizeConfig, MeshSource, RveOptions, SolverOptions, NewtonConfig, LoadPath,
     *PHASE_MODELS, *MESH_SPECS.values(),
     RunConfig, MacroOptions, MacroMeshSource, MaterialSource, RveSource, DirichletConfig,
-    TractionConfig, LoadsConfig, Plane, MacroSolver, OutputConfig, *MACRO_MESH_SPECS.values(),
+    TractionConfig, LoadsConfig, Plane, MacroSolver, OutputConfig, ParallelConfig, *MACRO_MESH_SPECS.values(),
 ]
 
 

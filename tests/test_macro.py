@@ -264,3 +264,30 @@ def test_finite_strain_macro_equals_hyperelastic_single_scale_solve():
     reference.solve()
     assert max_relative(problem.u.x.array, u.x.array) < 1e-9
     problem.destroy()
+
+
+def test_failure_on_one_rank_cuts_back_on_all_and_completes():
+    domain, facets = strip()
+    law = J2Plasticity(E=3.5, nu=0.35, sigma_y=0.06, H=0.3)
+
+    class FailsOnce(LawPoints):
+        """Rank 0's points fail on their first large strain, then behave."""
+
+        failed = False
+
+        def evaluate(self, strains):
+            if comm.rank == 0 and not self.failed and self.num_points and np.abs(strains).max() > 0.015:
+                from fe2.material_point import MaterialPointFailure
+
+                self.failed = True
+                raise MaterialPointFailure(0, "injected failure")
+            return super().evaluate(strains)
+
+    problem = MacroProblem(domain, ELASTICITY, 1, lambda m: FailsOnce(law, m, dim=2, n_comp=3),
+                           dirichlet=pulled(facets), newton=NewtonOptions(rtol=1e-10))
+    records = run_load_steps(problem, [1.0])
+    cutbacks = comm.allgather(records[0].cutbacks)
+    assert min(cutbacks) >= 1 and len(set(cutbacks)) == 1  # the same cut-back on every rank
+    assert records[0].rve_failures >= 1  # the failed attempt is counted (on every rank)
+    assert records[0].substeps >= 2
+    problem.destroy()

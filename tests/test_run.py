@@ -165,3 +165,66 @@ def test_failed_step_exits_1_with_a_failed_summary(shared_tmp_path, capsys):
         assert "load step 1" in capsys.readouterr().err
         summary = json.loads((out / "summary.json").read_text())
         assert summary["status"] == "failed" and summary["completed_steps"] == 0
+
+
+def test_balanced_pool_moves_points_and_states_without_changing_answers(make_mesh):
+    """After a rebalance, evaluate, rollback and re-evaluate: the un-balanced answers."""
+    from fe2.coupling.balanced_pool import BalancedRvePool
+    from fe2.materials import J2Plasticity, LinearElastic
+    from fe2.rve.model import RveModel
+    from fe2.rve.newton import NewtonOptions, RveSolver
+    from fe2.rve.physics import make_physics
+    from fe2.rve.pool import RvePool
+
+    rve = make_mesh(type="inclusion_2d", volume_fraction=0.3, mesh_size=0.1)
+    model = RveModel(rve.mesh, rve.cell_tags, make_physics("elasticity", 2),
+                     {1: J2Plasticity(E=3.5, nu=0.35, sigma_y=0.06, H=0.3), 2: LinearElastic(E=72.0, nu=0.22)})
+    newton = NewtonOptions(rtol=1e-12)
+    points = 3  # home points per rank; rank r's point k has its own strain path
+    direction = np.array([0.006, -0.002, 0.003])
+    scale = np.array([[1.0 + r + 0.5 * k for k in range(points)] for r in range(comm.size)])
+    mine = scale[comm.rank]
+    balanced = BalancedRvePool(RveSolver(model, "periodic", newton=newton), points, comm)
+    plain = RvePool(RveSolver(model, "periodic", newton=newton), points)
+    first = np.outer(mine, direction)
+    for pool in (balanced, plain):
+        pool.evaluate(first)
+        pool.commit()
+    costs = np.arange(comm.size * points, dtype=float)[::-1]  # forces a new assignment
+    balanced.rebalance(costs=costs, tolerance=1.0)
+    if comm.size > 1:
+        assert balanced.moved > 0 and not np.array_equal(balanced.worker, balanced.home)
+    second = 2.5 * first
+    s_bal, t_bal = balanced.evaluate(second)
+    s_plain, t_plain = plain.evaluate(second)
+    np.testing.assert_allclose(s_bal, s_plain, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(t_bal, t_plain, rtol=1e-8, atol=1e-12)
+    balanced.rollback()
+    s_again, t_again = balanced.evaluate(second)
+    assert np.array_equal(s_again, s_bal) and np.array_equal(t_again, t_bal)
+    p_bal = balanced.point_fields()["equivalent_plastic_strain"]
+    p_plain = plain.point_fields()["equivalent_plastic_strain"]
+    np.testing.assert_allclose(p_bal, p_plain, rtol=1e-12, atol=0)
+    assert p_plain.max() > 0
+
+
+@pytest.mark.parametrize("name", ["plate_fe2", "plate_linear_rve"])
+def test_shipped_fe2_configs_give_the_one_rank_answer(shared_tmp_path, name):
+    """The shipped plate studies (the FE² one coarsened and shortened) on all ranks = 1 rank."""
+    config = load_run_config(REPO / "configs" / f"{name}.yaml")
+    if name == "plate_fe2":
+        macro = config.macro.mesh.generate.model_copy(update={"mesh_size": 0.3, "hole_mesh_size": 0.15})
+        rve = config.material.rve
+        rve_mesh = rve.mesh.model_copy(update={"generate": rve.mesh.generate.model_copy(update={"mesh_size": 0.15})})
+        config = config.model_copy(update={
+            "macro": config.macro.model_copy(update={"mesh": config.macro.mesh.model_copy(update={"generate": macro})}),
+            "material": config.material.model_copy(update={"rve": rve.model_copy(update={"mesh": rve_mesh})}),
+            "steps": [0.5, 1.0],
+            "solver": config.solver.model_copy(update={"newton": config.solver.newton.model_copy(update={"rtol": 1e-12})}),
+        })
+    world = run_study(config, comm, shared_tmp_path / "world")
+    alone = run_study(config, MPI.COMM_SELF, shared_tmp_path / f"self{comm.rank}")
+    assert world["status"] == alone["status"] == "completed"
+    scale = max(np.abs(f).max() for f in alone["final_reactions"].values())
+    for boundary, force in alone["final_reactions"].items():
+        np.testing.assert_allclose(world["final_reactions"][boundary], force, rtol=1e-10, atol=1e-10 * scale)

@@ -122,6 +122,17 @@ class MacroSolver(ConfigModel):
     max_cutbacks: int = Field(6, ge=0, le=20, description="halvings of a load step before giving up")
 
 
+class ParallelConfig(ConfigModel):
+    """How the RVE work is spread over the MPI ranks (FE², concurrent coupling)."""
+
+    balancing: Literal["off", "static", "dynamic"] = Field(
+        "dynamic",
+        description="off: each rank solves the RVEs of its own macro points; static: equal "
+        "point counts per rank; dynamic: after every load step, points (with their state) are "
+        "re-assigned from their measured cost",
+    )
+
+
 class OutputConfig(ConfigModel):
     """What is written besides history.csv and summary.json."""
 
@@ -144,6 +155,7 @@ class RunConfig(ConfigModel):
         10, description="number of equal load steps, or the list of load factors (increasing)"
     )
     solver: MacroSolver = MacroSolver()
+    parallel: ParallelConfig = ParallelConfig()
     output: OutputConfig = OutputConfig()
 
     @model_validator(mode="before")

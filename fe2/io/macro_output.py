@@ -111,6 +111,8 @@ class MacroOutput:
             "cutbacks": record.cutbacks,
             "rve_solves": record.rve_solves,
             "rve_failures": record.rve_failures,
+            "imbalance": f"{record.imbalance:.3f}",
+            "moved_points": record.moved_points,
             "seconds": f"{record.seconds:.3f}",
         }
         for name, force in record.reactions.items():

@@ -39,6 +39,8 @@ class StepRecord:
     rve_failures: int = 0
     reactions: dict[str, np.ndarray] = field(default_factory=dict)
     seconds: float = 0.0
+    imbalance: float = 1.0  # max/mean over ranks of the RVE work (seconds) of the step
+    moved_points: int = 0  # points moved to another rank by the rebalance after the step
 
 
 def run_load_steps(
@@ -48,8 +50,12 @@ def run_load_steps(
     max_cutbacks: int = 5,
     easy_iterations: int = 4,
     on_step: Callable[[StepRecord], None] | None = None,
+    rebalance: bool = False,
 ) -> list[StepRecord]:
     """Reach every target load factor in turn; returns one record per target (collective).
+
+    With ``rebalance``, material points that can (``points.rebalance()``) are re-assigned to
+    ranks from their measured cost after every step.
 
     Raises:
         ComputationError: a step cannot be completed within ``max_cutbacks`` halvings.
@@ -58,8 +64,10 @@ def run_load_steps(
     records = []
     load = 0.0
     committed_u = problem.u.x.array.copy()
+    stats = getattr(problem.points, "statistics", None)
     for step, target in enumerate(targets, start=1):
         t0 = time.perf_counter()
+        work_before = stats["seconds"] if stats is not None else 0.0
         record = StepRecord(step=step, load_factor=target)
         whole = target - load
         increment = whole
@@ -94,6 +102,12 @@ def run_load_steps(
                 )
         record.rve_solves = comm.allreduce(record.rve_solves, op=MPI.SUM)
         record.reactions = problem.reactions(load)
+        if stats is not None:
+            work = np.array(comm.allgather(stats["seconds"] - work_before))
+            record.imbalance = float(work.max() / work.mean()) if work.mean() > 0 else 1.0
+        if rebalance and hasattr(problem.points, "rebalance"):
+            problem.points.rebalance()
+            record.moved_points = problem.points.moved
         record.seconds = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
         records.append(record)
         if on_step is not None:

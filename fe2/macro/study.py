@@ -23,6 +23,7 @@ from mpi4py import MPI
 
 import fe2
 from fe2.config.run import RunConfig
+from fe2.coupling.balanced_pool import BalancedRvePool
 from fe2.errors import ComputationError, InputError, collectively
 from fe2.homogenization.study import check_phase_tags, load_rve_mesh
 from fe2.io.macro_output import MacroOutput
@@ -167,11 +168,15 @@ def coupling(config: RunConfig, macro: MacroMesh, physics: Physics, comm: MPI.Co
         law = AnisotropicLinearElastic(C)
         return Coupling(lambda m: LawPoints(law, m, dim=dim, n_comp=n), "hierarchical", why)
     newton = NewtonOptions(**rve.solver.newton.model_dump())
+    balancing = config.parallel.balancing
 
     def make(m: int) -> MaterialPoints:
-        return RvePool(RveSolver(model, rve.bc, newton=newton, petsc_options=rve.solver.petsc_options), m)
+        solver = RveSolver(model, rve.bc, newton=newton, petsc_options=rve.solver.petsc_options)
+        if balancing == "off":
+            return RvePool(solver, m)
+        return BalancedRvePool(solver, m, comm, equal_counts=balancing == "static")
 
-    return Coupling(make, "concurrent", why)
+    return Coupling(make, "concurrent", f"{why}; load balancing {balancing}")
 
 
 def run_study(config: RunConfig, comm: MPI.Comm, output: Path) -> dict:
@@ -206,11 +211,13 @@ def run_study(config: RunConfig, comm: MPI.Comm, output: Path) -> dict:
             remaining = elapsed / record.step * (len(targets) - record.step)
             log.info(
                 "step %d/%d  load %.4g  Newton %d (|R| %.2e)%s  RVE solves %d, failures %d  "
-                "%.1f s  elapsed %.0f s  ETA %.0f s",
+                "imbalance %.2f%s  %.1f s  elapsed %.0f s  ETA %.0f s",
                 record.step, len(targets), record.load_factor, record.newton_iterations,
                 record.residual_norm,
                 f"  cut-backs {record.cutbacks}" if record.cutbacks else "",
-                record.rve_solves, record.rve_failures, record.seconds, elapsed, remaining,
+                record.rve_solves, record.rve_failures, record.imbalance,
+                f" (moved {record.moved_points})" if record.moved_points else "",
+                record.seconds, elapsed, remaining,
             )
 
     summary = {
@@ -224,7 +231,10 @@ def run_study(config: RunConfig, comm: MPI.Comm, output: Path) -> dict:
     records: list[StepRecord] = []
     failure: ComputationError | None = None
     try:
-        records = run_load_steps(problem, targets, max_cutbacks=solver.max_cutbacks, on_step=progress)
+        records = run_load_steps(
+            problem, targets, max_cutbacks=solver.max_cutbacks, on_step=progress,
+            rebalance=config.parallel.balancing == "dynamic",
+        )
         summary["status"] = "completed"
     except ComputationError as exc:  # raised on every rank: the summary below is collective
         summary.update(status="failed", error=str(exc))
@@ -241,6 +251,7 @@ def run_study(config: RunConfig, comm: MPI.Comm, output: Path) -> dict:
     stats = getattr(problem.points, "statistics", None)
     if stats is not None:  # RVE pool: totals over all ranks
         totals = {k: comm.allreduce(v, op=MPI.SUM) for k, v in stats.items()}
+        rank_seconds = comm.allgather(stats["seconds"])
         solves = max(totals["solves"], 1)
         summary["rve"] = {
             "solves": totals["solves"],
@@ -249,6 +260,9 @@ def run_study(config: RunConfig, comm: MPI.Comm, output: Path) -> dict:
             "mean_seconds_per_solve": totals["seconds"] / solves,
             "mean_newton_iterations": totals["newton_iterations"] / solves,
             "elastic_shortcuts": totals["elastic_shortcuts"],
+            "seconds_per_rank": rank_seconds,
+            "work_imbalance": max(rank_seconds) / (sum(rank_seconds) / len(rank_seconds))
+            if sum(rank_seconds) > 0 else 1.0,
         }
     writer.write_summary(summary)
     writer.close()
