@@ -1,4 +1,4 @@
-"""Command line: `fe2 run | homogenize | mesh | info`.
+"""Command line: `fe2 run | homogenize | mesh | plot | validate | schema | info`.
 
 User errors (bad config or mesh) print one line `error: ...` and exit with code 2; nothing is
 written. Under MPI every rank runs the command; rank 0 prints and writes.
@@ -14,16 +14,52 @@ from pathlib import Path
 from mpi4py import MPI
 
 import fe2
-from fe2.errors import Fe2Error, InputError
+from fe2.errors import Fe2Error, InputError, collectively
 
 log = logging.getLogger("fe2")
 
 
-def _setup_logging(verbosity: int, comm: MPI.Comm) -> None:
+def _setup_logging(verbosity: int, comm: MPI.Comm, log_file: str | None = None) -> None:
+    """Rank 0 logs to stdout (and to ``log_file`` with time stamps); other ranks warnings only."""
     level = {-1: logging.WARNING, 0: logging.INFO}.get(verbosity, logging.DEBUG)
     if comm.rank != 0:
         level = logging.WARNING
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stdout, force=True)
+    if log_file and comm.rank == 0:
+        handler = logging.FileHandler(log_file)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logging.getLogger().addHandler(handler)
+
+
+def _study_kind(data) -> str:
+    """'run' for macro studies (they have a 'macro' section), else 'homogenize'."""
+    return "run" if isinstance(data, dict) and "macro" in data else "homogenize"
+
+
+def cmd_validate(args: argparse.Namespace, comm: MPI.Comm) -> int:
+    from fe2.config import HomogenizeConfig, RunConfig, load_yaml, validate
+
+    data = load_yaml(args.config)
+    kind = _study_kind(data)
+    model = RunConfig if kind == "run" else HomogenizeConfig
+    validate(model, data, base_dir=Path(args.config).resolve().parent, source=str(args.config))
+    if comm.rank == 0:
+        print(f"{args.config}: valid `fe2 {kind}` study")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace, comm: MPI.Comm) -> int:
+    import json
+
+    from fe2.config import HomogenizeConfig, RunConfig
+
+    model = RunConfig if args.kind == "run" else HomogenizeConfig
+    schema = model.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = f"fe2 {args.kind} study"
+    if comm.rank == 0:
+        print(json.dumps(schema, indent=2))
+    return 0
 
 
 def cmd_homogenize(args: argparse.Namespace, comm: MPI.Comm) -> int:
@@ -45,6 +81,7 @@ def cmd_homogenize(args: argparse.Namespace, comm: MPI.Comm) -> int:
     result = run_homogenization(config, bcs=bcs, comm=comm)
     if comm.rank == 0:
         paths = write_homogenization(result, output)
+        paths += _plot(output)
         print(format_report(result))
         print(f"\nwrote {', '.join(str(p) for p in paths)}")
     return 0
@@ -65,12 +102,43 @@ def cmd_run(args: argparse.Namespace, comm: MPI.Comm) -> int:
         )
     summary = run_study(config, comm, output)
     if comm.rank == 0:
+        _plot(output)
         print(
             f"{summary['status']}: {summary['completed_steps']} steps, "
             f"{summary['newton_iterations']} macro Newton iterations, "
             f"{summary['rve_solves']} RVE solves, {summary['wall_time']:.1f} s "
             f"({summary['coupling']['mode']} coupling); results in {output}"
         )
+    return 0
+
+
+def _plot(output: Path) -> list[Path]:
+    """Best-effort plots after a run (rank 0): a plotting problem never fails the study."""
+    from fe2.io.plots import plot_directory
+
+    try:
+        return plot_directory(output)
+    except Exception as exc:  # noqa: BLE001 - plots are a convenience
+        log.warning("could not draw the plots of %s: %s", output, exc)
+        return []
+
+
+def cmd_plot(args: argparse.Namespace, comm: MPI.Comm) -> int:
+    from fe2.io.plots import plot_directory
+
+    directory = Path(args.directory)
+
+    def plot() -> None:  # rank 0 draws; its errors are raised on every rank
+        if comm.rank != 0:
+            return
+        if not directory.is_dir():
+            raise InputError(f"{directory}: no such result directory")
+        paths = plot_directory(directory)
+        if not paths:
+            raise InputError(f"{directory}: no history.csv or load_path*.csv to plot")
+        print("wrote " + ", ".join(str(p) for p in paths))
+
+    collectively(comm, plot, errors=(InputError,))
     return 0
 
 
@@ -102,7 +170,8 @@ def _common() -> argparse.ArgumentParser:
                            help="print warnings and errors only")
     verbosity.add_argument("-v", "--verbose", dest="verbosity", action="store_const", const=1,
                            help="print debug messages")
-    common.set_defaults(verbosity=0)
+    common.add_argument("--log-file", help="also write the log, time-stamped, to this file")
+    common.set_defaults(verbosity=0, log_file=None)
     return common
 
 
@@ -141,6 +210,25 @@ def build_parser() -> argparse.ArgumentParser:
     add_mesh_parser(commands)
     commands.choices["mesh"].set_defaults(func=cmd_mesh)
 
+    plot = commands.add_parser(
+        "plot", help="PNG plots of a result directory (from its CSV files)", parents=[_common()]
+    )
+    plot.add_argument("directory", help="output directory of fe2 run or fe2 homogenize")
+    plot.set_defaults(func=cmd_plot)
+
+    check = commands.add_parser(
+        "validate", help="check a study file (exit 0 if valid, 2 with the problems if not)",
+        parents=[_common()],
+    )
+    check.add_argument("config", help="study YAML file (`fe2 run` or `fe2 homogenize`)")
+    check.set_defaults(func=cmd_validate)
+
+    schema = commands.add_parser(
+        "schema", help="JSON Schema of the study files (for editors)", parents=[_common()]
+    )
+    schema.add_argument("kind", nargs="?", choices=["run", "homogenize"], default="run")
+    schema.set_defaults(func=cmd_schema)
+
     info = commands.add_parser(
         "info", help="versions of fe2 and its stack, MPI size", parents=[_common()]
     )
@@ -152,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `fe2` console script; returns the exit code."""
     comm = MPI.COMM_WORLD
     args = build_parser().parse_args(argv)
-    _setup_logging(args.verbosity, comm)
+    _setup_logging(args.verbosity, comm, getattr(args, "log_file", None))
     try:
         return args.func(args, comm)
     except Fe2Error as exc:

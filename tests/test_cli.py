@@ -225,3 +225,32 @@ def test_console_script_exit_code_and_no_traceback(tmp_path):
     assert result.stderr.strip().splitlines()[-1].startswith("  phases.matrix.nu: Input should be less than 0.5")
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_validate_and_schema(tmp_path, capsys):
+    for name in ("plate_fe2", "fibre_2d", "plastic_fibres_2d", "plate_linear_rve", "rubber_2d"):
+        code, out, _ = run(["validate", REPO / "configs" / f"{name}.yaml"], capsys)
+        assert code == 0
+        if comm.rank == 0:
+            assert "valid" in out
+    bad = write_config(tmp_path, _set(BASE, "phases.matrix.nu", 0.5), name="bad.yaml")
+    code, _, err = run(["validate", bad], capsys)
+    assert code == 2
+    if comm.rank == 0:
+        assert "phases.matrix.nu: Input should be less than 0.5" in err
+    for kind, sections in (("run", {"macro", "material", "boundary_conditions", "parallel"}),
+                           ("homogenize", {"mesh", "phases", "load_path"})):
+        code, out, _ = run(["schema", kind], capsys)
+        assert code == 0
+        if comm.rank == 0:
+            schema = json.loads(out)
+            assert sections <= set(schema["properties"]) and schema["additionalProperties"] is False
+
+
+def test_log_file(tmp_path, capsys):
+    log = tmp_path / "fe2.log"
+    code, _, _ = run(["homogenize", write_config(tmp_path, BASE), "-o", tmp_path / "o", "--log-file", log], capsys)
+    assert code == 0
+    if comm.rank == 0:
+        text = log.read_text()
+        assert "periodic" in text and text[:4].isdigit()  # time-stamped lines

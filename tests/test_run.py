@@ -228,3 +228,22 @@ def test_shipped_fe2_configs_give_the_one_rank_answer(shared_tmp_path, name):
     scale = max(np.abs(f).max() for f in alone["final_reactions"].values())
     for boundary, force in alone["final_reactions"].items():
         np.testing.assert_allclose(world["final_reactions"][boundary], force, rtol=1e-10, atol=1e-10 * scale)
+
+
+def test_plots_and_roller_reactions(shared_tmp_path):
+    data = study(boundary_conditions=[
+        {"boundary": "left", "component": "x"},
+        {"boundary": "bottom", "component": "y"},
+        {"boundary": "right", "component": "x", "value": 0.08},
+    ])
+    code, out = run(shared_tmp_path, data)
+    assert code == 0
+    if comm.rank == 0:
+        last = history(out)[-1]
+        assert float(last["reaction_bottom_x"]) == 0.0  # a y-roller exerts no x force
+        assert float(last["reaction_left_x"]) == pytest.approx(-float(last["reaction_right_x"]), rel=1e-8)
+        for name in ("reactions.png", "convergence.png"):
+            png = (out / name).read_bytes()
+            assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    assert main(["plot", str(out)]) == 0
+    assert main(["plot", str(shared_tmp_path / "nothing")]) == 2

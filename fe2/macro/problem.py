@@ -124,16 +124,17 @@ class MacroProblem:
         bs = self.V.dofmap.index_map_bs
         owned = self.V.dofmap.index_map.size_local * bs
         self._bcs: list[tuple[fem.DirichletBC, fem.Constant, float]] = []
+        #: Owned dofs whose forces make up each boundary's reaction, per component (only the
+        #: prescribed components: a roller exerts no force along its free direction).
         self.reaction_dofs: dict[str, list[np.ndarray]] = {}
         for d in dirichlet:
+            reaction = self.reaction_dofs.setdefault(d.boundary, [np.empty(0, dtype=np.int32)] * bs)
             for c in range(bs) if d.component is None else [d.component]:
                 Vc = self.V.sub(c)
                 g = fem.Constant(mesh, 0.0)
                 dofs = fem.locate_dofs_topological(Vc, tdim - 1, d.facets)
                 self._bcs.append((fem.dirichletbc(g, dofs, Vc), g, d.value))
-            if d.boundary not in self.reaction_dofs:  # all components, owned dofs only
-                components = [fem.locate_dofs_topological(self.V.sub(c), tdim - 1, d.facets) for c in range(bs)]
-                self.reaction_dofs[d.boundary] = [dofs[dofs < owned] for dofs in components]
+                reaction[c] = np.union1d(reaction[c], dofs[dofs < owned]).astype(np.int32)
         self.bcs = [bc for bc, _, _ in self._bcs]
 
         self.R = self.u.x.petsc_vec.duplicate()
@@ -254,8 +255,9 @@ class MacroProblem:
     def reactions(self, load_factor: float) -> dict[str, np.ndarray]:
         """Force the supports exert on the body, per Dirichlet boundary and component (dim,).
 
-        F_support = F_int - lambda F_ext summed over the boundary's dofs (e.g. positive in x on
-        an edge pulled in +x); summed over ranks (collective).
+        F_support = F_int - lambda F_ext summed over the boundary's prescribed dofs (e.g.
+        positive in x on an edge pulled in +x; zero along the free direction of a roller);
+        summed over ranks (collective).
         """
         self._assemble_residual(load_factor)
         values = self.R.array_r

@@ -1,0 +1,91 @@
+"""PNG plots of a result directory, drawn from its CSV files (matplotlib, headless).
+
+* ``history.csv`` (`fe2 run`): ``reactions.png`` -- the reaction force components of each
+  supported boundary against the load factor; ``convergence.png`` -- the macro Newton residual
+  norms of every load step against the iteration (log scale: quadratic convergence shows as
+  ever steeper lines).
+* ``load_path*.csv`` (`fe2 homogenize` with a load path): ``load_path*.png`` -- the
+  homogenised stress components and the RVE Newton iterations against the step.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def _save(figure, path: Path) -> Path:
+    figure.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    figure.savefig(tmp, dpi=120)
+    plt.close(figure)
+    tmp.replace(path)
+    return path
+
+
+def plot_history(history: Path) -> list[Path]:
+    """reactions.png and convergence.png from a history.csv."""
+    rows = _rows(history)
+    if not rows:
+        return []
+    load = [0.0] + [float(r["load_factor"]) for r in rows]  # from the unloaded state
+    figure, axes = plt.subplots(figsize=(6, 4))
+    for column in [c for c in rows[0] if c.startswith("reaction_")]:
+        values = [0.0] + [float(r[column]) for r in rows]
+        if any(values):
+            axes.plot(load, values, marker="o", label=column.removeprefix("reaction_"))
+    axes.set(xlabel="load factor", ylabel="reaction force", title="Reactions on the supported boundaries")
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize=8)
+    outputs = [_save(figure, history.with_name("reactions.png"))]
+    figure, axes = plt.subplots(figsize=(6, 4))
+    for r in rows:
+        norms = [float(x) for x in r.get("residual_norms", "").split()]
+        norms = [max(x, 1e-300) for x in norms]
+        if norms:
+            axes.semilogy(range(len(norms)), norms, marker=".", label=f"step {r['step']}")
+    axes.set(xlabel="macro Newton iteration", ylabel="residual norm", title="Macro Newton convergence")
+    axes.grid(True, which="both", alpha=0.3)
+    if len(rows) <= 12:
+        axes.legend(fontsize=7)
+    outputs.append(_save(figure, history.with_name("convergence.png")))
+    return outputs
+
+
+def plot_load_path(path_csv: Path) -> list[Path]:
+    """Stress components and RVE Newton iterations per step from a load_path csv."""
+    rows = _rows(path_csv)
+    if not rows:
+        return []
+    steps = [int(r["step"]) for r in rows]
+    stress = [c for c in rows[0] if c[0] in "SPQ" and c[1:].isdigit()]
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(6, 6), sharex=True)
+    for column in stress:
+        top.plot(steps, [float(r[column]) for r in rows], marker="o", label=column)
+    top.set(ylabel="homogenised stress", title=path_csv.stem.replace("_", " "))
+    top.grid(True, alpha=0.3)
+    top.legend(fontsize=8)
+    bottom.bar(steps, [int(r["newton_iterations"]) for r in rows])
+    bottom.set(xlabel="step", ylabel="RVE Newton iterations")
+    return [_save(figure, path_csv.with_suffix(".png"))]
+
+
+def plot_directory(directory: Path) -> list[Path]:
+    """All plots for the result files found in ``directory``; returns the PNG paths."""
+    directory = Path(directory)
+    outputs = []
+    if (directory / "history.csv").is_file():
+        outputs += plot_history(directory / "history.csv")
+    for path_csv in sorted(directory.glob("load_path*.csv")):
+        outputs += plot_load_path(path_csv)
+    return outputs
