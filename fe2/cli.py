@@ -31,9 +31,13 @@ def _setup_logging(verbosity: int, comm: MPI.Comm, log_file: str | None = None) 
         logging.getLogger().addHandler(handler)
 
 
+#: Sections only a `fe2 run` study has.
+RUN_SECTIONS = {"macro", "material", "boundary_conditions", "loads", "steps", "parallel", "output"}
+
+
 def _study_kind(data) -> str:
-    """'run' for macro studies (they have a 'macro' section), else 'homogenize'."""
-    return "run" if isinstance(data, dict) and "macro" in data else "homogenize"
+    """'run' for macro studies (any run-only section), else 'homogenize'."""
+    return "run" if isinstance(data, dict) and RUN_SECTIONS & set(data) else "homogenize"
 
 
 def cmd_validate(args: argparse.Namespace, comm: MPI.Comm) -> int:

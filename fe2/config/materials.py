@@ -85,7 +85,7 @@ LAW_PHYSICS = {
 
 def with_default_laws(data: Any, physics: Any) -> Any:
     """Give each phase mapping without 'law' the default law of the physics."""
-    law = DEFAULT_LAW.get(physics)
+    law = DEFAULT_LAW.get(physics) if isinstance(physics, str) else None
     if law is None or not isinstance(data, dict):
         return data
     return {name: ({"law": law, **p} if isinstance(p, dict) else p) for name, p in data.items()}
