@@ -6,7 +6,8 @@ state and solves its RVE). An evaluate sends strains to the workers and stresses
 back home (two all-to-all exchanges); failures are agreed on by all ranks. ``rebalance``
 (between load steps, after commit) re-assigns points to workers from their measured cost --
 longest first, each to the least-loaded rank, deterministically on every rank -- and moves
-the committed states (fluctuation and history arrays) that change worker. A point's answer
+the committed states (fluctuation and history arrays, with the last response for output)
+that change worker. A point's answer
 depends only on its strain and state, so results do not depend on the assignment.
 """
 
@@ -148,13 +149,14 @@ class BalancedRvePool:
         worker = assign_by_cost(costs, self.comm.size)
         outgoing = [[] for _ in range(self.comm.size)]
         for g in [g for g in self.states if worker[g] != self.comm.rank]:
-            outgoing[worker[g]].append((g, self.states.pop(g)))
+            outgoing[worker[g]].append((g, self.states.pop(g), self.responses.pop(g, None)))
         for batch in self.comm.alltoall(outgoing):
-            for g, state in batch:
+            for g, state, response in batch:
                 self.states[g] = state
+                if response is not None:
+                    self.responses[g] = response
         self.moved = int(np.count_nonzero(worker != self.worker))
         self.worker = worker
-        self.responses = {g: r for g, r in self.responses.items() if g in self.states}
         loads = np.bincount(worker, weights=costs, minlength=self.comm.size)
         return float(loads.max() / loads.mean()) if loads.mean() > 0 else 1.0
 
