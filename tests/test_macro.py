@@ -190,8 +190,9 @@ def test_failed_point_on_one_rank_cuts_back_everywhere():
     problem.destroy()
 
 
-def test_closed_form_linear_law_3d_equals_single_scale_solve():
-    domain = dmesh.create_box(comm, [[0, 0, 0], [2, 1, 1]], [4, 2, 2])
+@pytest.mark.parametrize("cell_type", [dmesh.CellType.tetrahedron, dmesh.CellType.hexahedron])
+def test_closed_form_linear_law_3d_equals_single_scale_solve(cell_type):
+    domain = dmesh.create_box(comm, [[0, 0, 0], [2, 1, 1]], [4, 2, 2], cell_type=cell_type)
     left = dmesh.locate_entities_boundary(domain, 2, lambda x: np.isclose(x[0], 0.0))
     right = dmesh.locate_entities_boundary(domain, 2, lambda x: np.isclose(x[0], 2.0))
     law = LinearElastic(E=5.0, nu=0.25)
@@ -215,7 +216,7 @@ def test_closed_form_linear_law_3d_equals_single_scale_solve():
     zero = fem.Constant(domain, np.zeros(3))
     reference = LinearProblem(
         ufl.inner(sigma, ufl.sym(ufl.grad(v))) * ufl.dx, ufl.dot(zero, v) * ufl.dx, bcs=bcs,
-        petsc_options_prefix="ref3d_",
+        petsc_options_prefix=f"ref3d_{cell_type.name}_",
         petsc_options={"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"},
     ).solve()
     assert max_relative(problem.u.x.array, reference.x.array) < 1e-10
