@@ -173,17 +173,26 @@ def mesh_and_tag(*, dim: int, phases: Phases, names: Mapping[int, str]) -> tuple
     gmsh.option.setNumber("Mesh.Algorithm3D", 1)  # Delaunay (serial, deterministic)
     # the default optimizer leaves rare slivers (SICN ~ 1e-2) next to the periodic faces
     gmsh.option.setNumber("Mesh.OptimizeNetgen", 1 if dim == 3 else 0)
-    gmsh.option.setNumber("Mesh.MaxNumThreads1D", 1)
-    gmsh.option.setNumber("Mesh.MaxNumThreads2D", 1)
-    gmsh.option.setNumber("Mesh.MaxNumThreads3D", 1)
+    single_threaded_meshing()
     gmsh.model.mesh.generate(dim)
+    simplex = 2 if dim == 2 else 4  # gmsh types: 3-node triangle, 4-node tetrahedron
+    return renumbered_counts(dim, simplex)
+
+
+def single_threaded_meshing() -> None:
+    """One meshing thread per dimension: the same input always gives the same mesh."""
+    for d in (1, 2, 3):
+        gmsh.option.setNumber(f"Mesh.MaxNumThreads{d}D", 1)
+
+
+def renumbered_counts(dim: int, cell_type: int) -> tuple[int, int]:
+    """Renumber the generated mesh; (nodes, cells); its cells must all be of ``cell_type``."""
     gmsh.model.mesh.renumberNodes()
     gmsh.model.mesh.renumberElements()
     node_tags, _, _ = gmsh.model.mesh.getNodes()
     types, cells, _ = gmsh.model.mesh.getElements(dim)
-    simplex = 2 if dim == 2 else 4  # gmsh types: 3-node triangle, 4-node tetrahedron
-    if list(types) != [simplex]:
-        raise RuntimeError(f"unexpected gmsh element types {list(types)}")
+    if list(types) != [cell_type]:
+        raise RuntimeError(f"unexpected gmsh element types {list(types)} (wanted [{cell_type}])")
     return len(node_tags), len(cells[0])
 
 

@@ -297,14 +297,14 @@ def _mesh_recombined(*, dim: int, domain: list[int]) -> tuple[int, int]:
     """
     import gmsh
 
+    from fe2.meshing.geometry import renumbered_counts, single_threaded_meshing
+
     gmsh.model.addPhysicalGroup(dim, domain, tag=DOMAIN_TAG, name=DOMAIN_NAME)
     gmsh.option.setNumber("Mesh.ElementOrder", 1)
     gmsh.option.setNumber("Mesh.Algorithm", 6)  # Frontal-Delaunay (2D)
     gmsh.option.setNumber("Mesh.RecombineAll", 1 if dim == 2 else 0)
     gmsh.option.setNumber("Mesh.RecombinationAlgorithm", 1)  # Blossom
-    gmsh.option.setNumber("Mesh.MaxNumThreads1D", 1)
-    gmsh.option.setNumber("Mesh.MaxNumThreads2D", 1)
-    gmsh.option.setNumber("Mesh.MaxNumThreads3D", 1)
+    single_threaded_meshing()
     wanted = 3 if dim == 2 else 5  # gmsh types: 4-node quadrangle, 8-node hexahedron
     gmsh.model.mesh.generate(dim)
     types, _, _ = gmsh.model.mesh.getElements(dim)
@@ -314,13 +314,7 @@ def _mesh_recombined(*, dim: int, domain: list[int]) -> tuple[int, int]:
         gmsh.option.setNumber("Mesh.MeshSizeFactor", 2.0)
         gmsh.option.setNumber("Mesh.SubdivisionAlgorithm", 1)
         gmsh.model.mesh.generate(dim)
-    gmsh.model.mesh.renumberNodes()
-    gmsh.model.mesh.renumberElements()
-    node_tags, _, _ = gmsh.model.mesh.getNodes()
-    types, cells, _ = gmsh.model.mesh.getElements(dim)
-    if list(types) != [wanted]:
-        raise RuntimeError(f"unexpected gmsh element types {list(types)} (wanted [{wanted}])")
-    return len(node_tags), len(cells[0])
+    return renumbered_counts(dim, wanted)
 
 
 def _on(lo: np.ndarray, hi: np.ndarray, axis: int, value: float, tol: float) -> bool:
