@@ -20,11 +20,17 @@ log = logging.getLogger("fe2")
 
 
 def _setup_logging(verbosity: int, comm: MPI.Comm, log_file: str | None = None) -> None:
-    """Rank 0 logs to stdout (and to ``log_file`` with time stamps); other ranks warnings only."""
+    """Rank 0 logs to stdout (and to ``log_file`` with time stamps); other ranks warnings only.
+    On a terminal, rank 0's log keeps a live status line below it."""
     level = {-1: logging.WARNING, 0: logging.INFO}.get(verbosity, logging.DEBUG)
     if comm.rank != 0:
         level = logging.WARNING
-    logging.basicConfig(level=level, format="%(message)s", stream=sys.stdout, force=True)
+    output = {"stream": sys.stdout}
+    if comm.rank == 0 and verbosity >= 0 and sys.stdout.isatty():  # live status line under the log
+        from fe2.io.progress import TerminalStatus
+
+        output = {"handlers": [TerminalStatus(sys.stdout)]}
+    logging.basicConfig(level=level, format="%(message)s", force=True, **output)
     if log_file and comm.rank == 0:
         handler = logging.FileHandler(log_file)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -32,7 +38,7 @@ def _setup_logging(verbosity: int, comm: MPI.Comm, log_file: str | None = None) 
 
 
 #: Sections only a `fe2 run` study has.
-RUN_SECTIONS = {"macro", "material", "boundary_conditions", "loads", "steps", "parallel", "output"}
+RUN_SECTIONS = {"macro", "material", "boundary_conditions", "loads", "steps", "parallel", "output", "checkpoint"}
 
 
 def _study_kind(data) -> str:
@@ -100,11 +106,12 @@ def cmd_run(args: argparse.Namespace, comm: MPI.Comm) -> int:
     output = Path(args.output) if args.output else Path("results") / Path(args.config).stem
     clashes = [output / name for name in MacroOutput.FILES if (output / name).exists()]
     clashes = comm.bcast(clashes if comm.rank == 0 else None)  # rank 0 writes: its view counts
-    if clashes and not args.overwrite:
+    if clashes and not (args.overwrite or args.restart):
         raise InputError(
-            f"{clashes[0]} exists; choose another --output or pass --overwrite to replace it"
+            f"{clashes[0]} exists; choose another --output, pass --restart to continue that run "
+            f"from its last checkpoint or --overwrite to replace it"
         )
-    summary = run_study(config, comm, output)
+    summary = run_study(config, comm, output, restart=args.restart)
     if comm.rank == 0:
         _plot(output)
         print(
@@ -207,6 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("config", help="study YAML file (see docs/config.md)")
     run.add_argument("--output", "-o", help="output directory (default: results/<config name>)")
     run.add_argument("--overwrite", action="store_true", help="replace existing result files")
+    run.add_argument(
+        "--restart", action="store_true",
+        help="continue from the newest complete checkpoint in the output directory, on any "
+        "number of ranks (start from the beginning if there is none)",
+    )
     run.set_defaults(func=cmd_run)
 
     from fe2.meshing.cli import add_mesh_parser

@@ -3,6 +3,7 @@
     evaluate(strains (m, n)) -> (stresses (m, n), tangents (m, n, n))
     commit()     accept the trial states of the last evaluate (converged load step)
     rollback()   discard them (cut-back); the committed states stay bit for bit
+    committed_states() / restore_states(states)   one picklable state per point (checkpoints)
 
 Every evaluate starts from the committed state of each point. Implementations: closed-form
 laws and the RVE pool (:class:`fe2.rve.pool.RvePool`).
@@ -52,4 +53,12 @@ class MaterialPoints(Protocol):
 
     def point_fields(self) -> dict[str, np.ndarray]:
         """Scalar output per point of the committed state (e.g. equivalent plastic strain)."""
+        ...
+
+    def committed_states(self) -> list:
+        """The committed state of every point, (m,) picklable objects (for checkpoints)."""
+        ...
+
+    def restore_states(self, states: list) -> None:
+        """Make ``states`` (as returned by :meth:`committed_states`) the committed states."""
         ...

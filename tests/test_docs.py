@@ -15,6 +15,7 @@ from fe2.config import (
     SolverOptions,
 )
 from fe2.config.run import (
+    CheckpointConfig,
     DirichletConfig,
     LoadsConfig,
     MacroMeshSource,
@@ -36,7 +37,8 @@ MODELS = [
     HomogenizeConfig, MeshSource, RveOptions, SolverOptions, NewtonConfig, LoadPath,
     *PHASE_MODELS, *MESH_SPECS.values(),
     RunConfig, MacroOptions, MacroMeshSource, MaterialSource, RveSource, DirichletConfig,
-    TractionConfig, LoadsConfig, Plane, MacroSolver, OutputConfig, ParallelConfig, *MACRO_MESH_SPECS.values(),
+    TractionConfig, LoadsConfig, Plane, MacroSolver, OutputConfig, ParallelConfig, CheckpointConfig,
+    *MACRO_MESH_SPECS.values(),
 ]
 
 

@@ -1,5 +1,6 @@
 """`fe2 run`: outputs, coupling modes, rank-count independence, one-line errors."""
 
+import copy
 import csv
 import json
 from pathlib import Path
@@ -32,7 +33,7 @@ RVE = {
 def study(**changes):
     data = {
         "physics": "elasticity",
-        "macro": {"mesh": STRIP},
+        "macro": {"mesh": copy.deepcopy(STRIP)},  # callers may change it
         "material": {"law": J2_LAW},
         "boundary_conditions": PULL,
         "steps": 3,
@@ -248,3 +249,74 @@ def test_plots_and_roller_reactions(shared_tmp_path):
             assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     assert main(["plot", str(out)]) == 0
     assert main(["plot", str(shared_tmp_path / "nothing")]) == 2
+
+
+def last_cell_values(h5: Path, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cell centroids, cell areas (triangles) and the values of a DG0 field at the last time."""
+    with h5py.File(h5, "r") as f:
+        x, cells = f["Mesh/mesh/geometry"][:], f["Mesh/mesh/topology"][:]
+        steps = f[f"Function/{name}"]
+        values = np.asarray(steps[max(steps, key=lambda t: float(t.replace("_", ".")))])
+    corners = x[cells][..., :2]
+    edges = corners[:, 1:] - corners[:, :1]
+    areas = 0.5 * np.abs(edges[:, 0, 0] * edges[:, 1, 1] - edges[:, 0, 1] * edges[:, 1, 0])
+    return corners.mean(axis=1), areas, values
+
+
+def test_probes_write_the_rve_fields_whose_average_is_the_macro_stress(shared_tmp_path, capsys):
+    """The RVE fields at a probe: their volume-averaged stress is the macro stress of the
+    point (one quadrature point per macro triangle); plasticity shows in the matrix."""
+    rve = json.loads(json.dumps(RVE))
+    rve["phases"]["matrix"].update(law="j2", sigma_y=0.06, H=0.3)
+    data = study(material={"rve": rve}, steps=2, output={"probes": {"corner": [0.0, 0.0], "far": [2.0, 1.0]}})
+    code, out = run(shared_tmp_path, data)
+    assert code == 0
+    if comm.rank == 0:
+        summary = json.loads((out / "summary.json").read_text())
+        macro_centroids, _, macro_stress = last_cell_values(out / "fields.h5", "stress")
+        for name, probe in summary["probes"].items():
+            assert probe["file"] == f"rve_{name}.xdmf" and (out / probe["file"]).is_file()
+            cell = int(np.argmin(np.linalg.norm(macro_centroids - probe["point"], axis=1)))
+            assert np.linalg.norm(macro_centroids[cell] - probe["point"]) < 1e-12  # the centroid
+            _, areas, rve_stress = last_cell_values(out / f"rve_{name}.h5", "stress")
+            average = areas @ rve_stress / areas.sum()
+            np.testing.assert_allclose(average, macro_stress[cell], rtol=0, atol=1e-10 * np.abs(average).max())
+            _, _, p = last_cell_values(out / f"rve_{name}.h5", "equivalent_plastic_strain")
+            assert p.max() > 0
+        assert summary["probes"]["corner"]["point"] != summary["probes"]["far"]["point"]
+    # closed-form points have no RVE: refused naming the key
+    assert run(shared_tmp_path, study(output={"probes": {"a": [0.0, 0.0]}}), out="law")[0] == 2
+    if comm.rank == 0:
+        assert "output.probes: RVE fields exist only with concurrent FE² coupling" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(comm.size > 1, reason="spawns the console script; serial only")
+def test_live_status_line_on_a_terminal_plain_lines_otherwise(tmp_path):
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    fe2 = str(Path(sys.executable).with_name("fe2"))
+    config = tmp_path / "study.yaml"
+    config.write_text(yaml.safe_dump(study(steps=4)))
+    master, slave = pty.openpty()
+    process = subprocess.Popen([fe2, "run", str(config), "-o", str(tmp_path / "tty")],
+                               stdout=slave, stderr=slave, stdin=subprocess.DEVNULL)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the terminal closed: the run has ended
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    assert process.wait() == 0
+    terminal = b"".join(chunks).decode()
+    assert "\r\x1b[K[" in terminal and "] 2/4  load 0.75  Newton 0 |R|" in terminal
+    assert "step 4/4" in terminal
+    batch = subprocess.run([fe2, "run", str(config), "-o", str(tmp_path / "batch")], capture_output=True, text=True)
+    assert batch.returncode == 0 and "\x1b" not in batch.stdout and "step 4/4" in batch.stdout

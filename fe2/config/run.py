@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -139,6 +140,34 @@ class OutputConfig(ConfigModel):
     fields_every: int = Field(
         1, ge=0, description="write the XDMF fields every N steps (0: the last step only)"
     )
+    probes: dict[str, list[float]] = Field(
+        default_factory=dict,
+        description="name -> position (d coordinates): the RVE fields of the macro quadrature "
+        "point nearest to it go to rve_<name>.xdmf when the fields are written (FE², concurrent)",
+    )
+
+    @field_validator("probes")
+    @classmethod
+    def _file_names(cls, probes: dict[str, list[float]]) -> dict[str, list[float]]:
+        bad = [name for name in probes if not re.fullmatch(r"[A-Za-z0-9_-]+", name)]
+        if bad:
+            raise ValueError(f"probe names become file names: use letters, digits, '_' and '-' (not {bad[0]!r})")
+        return probes
+
+
+class CheckpointConfig(ConfigModel):
+    """Restart files in OUTPUT/checkpoints (`fe2 run --restart` continues from the newest)."""
+
+    every: int = Field(
+        1, ge=0,
+        description="write a checkpoint every N load steps and after the last one (0: never); "
+        "only the newest complete checkpoint is kept",
+    )
+
+
+#: Sections that may change when a run is restarted from a checkpoint (``steps`` only by
+#: appending load factors).
+RESTART_SAFE = ("steps", "parallel", "output", "checkpoint")
 
 
 class RunConfig(ConfigModel):
@@ -157,6 +186,7 @@ class RunConfig(ConfigModel):
     solver: MacroSolver = MacroSolver()
     parallel: ParallelConfig = ParallelConfig()
     output: OutputConfig = OutputConfig()
+    checkpoint: CheckpointConfig = CheckpointConfig()
 
     @model_validator(mode="before")
     @classmethod
@@ -187,6 +217,11 @@ class RunConfig(ConfigModel):
         elif self.steps < 1:
             raise ValueError("steps: the number of steps must be >= 1")
         return self
+
+    def study_identity(self) -> dict:
+        """The config without the sections a restart may change (JSON-compatible)."""
+        data = self.model_dump(mode="json")
+        return {k: v for k, v in data.items() if k not in RESTART_SAFE}
 
     @property
     def load_factors(self) -> list[float]:

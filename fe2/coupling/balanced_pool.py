@@ -71,6 +71,8 @@ class BalancedRvePool:
         self.costs: dict[int, float] = {}  # seconds spent on each point since the last rebalance
         self.statistics = {"solves": 0, "newton_iterations": 0, "elastic_shortcuts": 0, "seconds": 0.0}
         self.moved = 0  # points moved by the last rebalance (all ranks)
+        self.equal_counts = equal_counts
+        self.probes: set[int] = set()  # global points whose RVE fields every solve keeps
         if equal_counts:
             self.rebalance(costs=np.ones(len(self.home)))
 
@@ -91,7 +93,7 @@ class BalancedRvePool:
             state = self.states[g]
             warm = self.trials[g].w if g in self.trials else state.w
             try:
-                response, trial = self.solver.solve(strain, state, warm_start=warm)
+                response, trial = self.solver.solve(strain, state, warm_start=warm, fields=g in self.probes)
             except (RveFailure, SolveError) as exc:
                 failure = (g, str(exc))
                 break
@@ -120,6 +122,30 @@ class BalancedRvePool:
 
     def rollback(self) -> None:
         self.trials.clear()
+
+    def committed_states(self) -> list[PointState]:
+        """The committed states of the home points, fetched from their workers (collective)."""
+        outgoing = [[] for _ in range(self.comm.size)]
+        for g, state in self.states.items():
+            outgoing[self.home[g]].append((g, state))
+        states: list = [None] * self.num_points
+        for batch in self.comm.alltoall(outgoing):
+            for g, state in batch:
+                states[g - self.offset] = state
+        return states
+
+    def restore_states(self, states: list[PointState]) -> None:
+        """Give the home points these committed states; every point starts on its home rank
+        (or, with ``equal_counts``, on the equal-count assignment). Collective."""
+        if len(states) != self.num_points:
+            raise ValueError(f"expected {self.num_points} states, got {len(states)}")
+        self.worker = self.home.copy()
+        self.states = {self.offset + i: state for i, state in enumerate(states)}
+        self.trials.clear()
+        self.responses.clear()
+        self.costs = {}
+        if self.equal_counts:
+            self.rebalance(costs=np.ones(len(self.home)))
 
     # ------------------------------------------------------------------ balancing
 
@@ -161,6 +187,18 @@ class BalancedRvePool:
         return float(loads.max() / loads.mean()) if loads.mean() > 0 else 1.0
 
     # ------------------------------------------------------------------ output
+
+    def set_probes(self, points: list[int]) -> None:
+        """Keep the RVE fields of these home points at every solve (collective)."""
+        self.probes = {g for part in self.comm.allgather([self.offset + p for p in points]) for g in part}
+
+    def probe_fields(self) -> dict[int, dict[str, np.ndarray]]:
+        """Home point -> RVE fields of its last solve, for the probes (collective)."""
+        outgoing = [[] for _ in range(self.comm.size)]
+        for g in self.probes:
+            if g in self.responses and self.responses[g].fields is not None:
+                outgoing[self.home[g]].append((g, self.responses[g].fields))
+        return {g - self.offset: f for batch in self.comm.alltoall(outgoing) for g, f in batch}
 
     def point_fields(self) -> dict[str, np.ndarray]:
         """As :meth:`fe2.rve.pool.RvePool.point_fields`, for the home points (collective)."""

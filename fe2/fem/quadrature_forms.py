@@ -72,10 +72,16 @@ class QuadratureForms:
 
         self._probe = fem.Function(self.V)  # field whose strain is evaluated at the points
         self._strain_expression = fem.Expression(strain(self._probe), points)
+        self._reference_points = points
         self.cells = np.arange(self.num_cells, dtype=np.int32)
         detJ = fem.Expression(abs(ufl.JacobianDeterminant(mesh)), points)
         #: Quadrature volumes |det J| w_q of the owned cells, (num_cells, num_qp).
         self.dV = detJ.eval(mesh, self.cells).reshape(self.num_cells, self.num_qp) * weights
+
+    def quadrature_coordinates(self) -> np.ndarray:
+        """Physical coordinates of the quadrature points of the owned cells, (cells, qp, gdim)."""
+        x = fem.Expression(ufl.SpatialCoordinate(self.mesh), self._reference_points)
+        return x.eval(self.mesh, self.cells).reshape(self.num_cells, self.num_qp, self.mesh.geometry.dim)
 
     def _owned(self, function: fem.Function, shape: tuple[int, ...]) -> np.ndarray:
         size = self.num_cells * self.num_qp * int(np.prod(shape))

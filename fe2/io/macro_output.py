@@ -21,6 +21,7 @@ from dolfinx.io import XDMFFile
 
 from fe2.macro.problem import MacroProblem
 from fe2.macro.stepping import StepRecord
+from fe2.io.probes import RveProbes
 from fe2.io.rve_fields import set_cell_values
 from fe2.tensors import from_mandel
 
@@ -36,11 +37,21 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 class MacroOutput:
-    """Writes the outputs of one run into ``directory`` (collective; rank 0 writes text)."""
+    """Writes the outputs of one run into ``directory`` (collective; rank 0 writes text).
 
-    FILES = ("fields.xdmf", "history.csv", "summary.json")
+    A restarted run passes the history rows of the steps already done and writes its fields
+    to a new file (``fields_file``): the file of the killed run may end mid-write. With
+    ``fields_file`` None no fields are written (a restart with no step left). ``probes``
+    writes RVE fields whenever the macro fields are written.
+    """
 
-    def __init__(self, problem: MacroProblem, directory: Path, *, fields_every: int, num_steps: int):
+    FILES = ("fields.xdmf", "history.csv", "summary.json", "checkpoints")
+
+    def __init__(
+        self, problem: MacroProblem, directory: Path, *, fields_every: int, num_steps: int,
+        fields_file: str | None = "fields.xdmf", rows: list[dict] | None = None,
+        probes: RveProbes | None = None,
+    ):
         self.problem, self.directory = problem, Path(directory)
         self.fields_every, self.num_steps = fields_every, num_steps
         self.comm = problem.comm
@@ -54,9 +65,12 @@ class MacroOutput:
         self.strain = fem.Function(tensor, name="strain")
         self.scalar_space = fem.functionspace(mesh, ("DG", 0))
         self.point_outputs: dict[str, fem.Function] = {}
-        self.xdmf = XDMFFile(self.comm, str(self.directory / "fields.xdmf"), "w")
-        self.xdmf.write_mesh(mesh)
-        self.rows: list[dict] = []
+        self.fields_file, self.probes = fields_file, probes
+        self.xdmf = None
+        if fields_file is not None:
+            self.xdmf = XDMFFile(self.comm, str(self.directory / fields_file), "w")
+            self.xdmf.write_mesh(mesh)
+        self.rows: list[dict] = list(rows or [])
 
     # ------------------------------------------------------------------ fields
 
@@ -97,6 +111,8 @@ class MacroOutput:
             self._set_cells(self.point_outputs[name], cell_values)
         for function in (self.displacement, self.stress, self.strain, *self.point_outputs.values()):
             self.xdmf.write_function(function, time)
+        if self.probes is not None:
+            self.probes.write(time)
 
     # ------------------------------------------------------------------ history
 
@@ -124,7 +140,8 @@ class MacroOutput:
         """Append the step to history.csv and write the fields when due (collective)."""
         self.rows.append(self.history_row(record))
         last = record.step == self.num_steps
-        if last or (self.fields_every and record.step % self.fields_every == 0):
+        due = last or (self.fields_every and record.step % self.fields_every == 0)
+        if due and self.xdmf is not None:
             self.write_fields(record.load_factor)
         if self.comm.rank == 0:
             out = io.StringIO()
@@ -138,4 +155,5 @@ class MacroOutput:
             _atomic_write(self.directory / "summary.json", json.dumps(summary, indent=2) + "\n")
 
     def close(self) -> None:
-        self.xdmf.close()
+        if self.xdmf is not None:
+            self.xdmf.close()

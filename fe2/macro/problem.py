@@ -118,6 +118,8 @@ class MacroProblem:
         self.u = fem.Function(self.V, name="displacement")
         self.num_points = self.forms.num_cells * self.forms.num_qp
         self.points = make_points(self.num_points)
+        #: Called as monitor(load_factor, iteration, residual norm) at every Newton iteration.
+        self.monitor: Callable[[float, int, float], None] | None = None
 
         tdim = mesh.topology.dim
         mesh.topology.create_connectivity(tdim - 1, tdim)
@@ -225,6 +227,8 @@ class MacroProblem:
             norms.append(norm)
             seconds["assemble"] += clock() - t0
             log.debug("macro Newton %d: |R| = %.3e (full %.3e)", iteration, norm, full)
+            if self.monitor is not None:
+                self.monitor(load_factor, iteration, norm)
             if not np.isfinite(norm):
                 return NewtonResult(False, iteration, norms, evaluations, "residual is not finite", seconds)
             if norm <= newton.atol + newton.rtol * max(full, external):

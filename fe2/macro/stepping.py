@@ -51,10 +51,12 @@ def run_load_steps(
     easy_iterations: int = 4,
     on_step: Callable[[StepRecord], None] | None = None,
     rebalance: bool = False,
+    start: int = 0,
 ) -> list[StepRecord]:
-    """Reach every target load factor in turn; returns one record per target (collective).
+    """Reach every target load factor in turn; returns one record per step taken (collective).
 
-    With ``rebalance``, material points that can (``points.rebalance()``) are re-assigned to
+    ``start``: the number of targets already reached (a restart: U and the committed point
+    states are those at ``targets[start - 1]``). With ``rebalance``, material points that can (``points.rebalance()``) are re-assigned to
     ranks from their measured cost after every step.
 
     Raises:
@@ -62,10 +64,10 @@ def run_load_steps(
     """
     comm = problem.comm
     records = []
-    load = 0.0
+    load = targets[start - 1] if start else 0.0
     committed_u = problem.u.x.array.copy()
     stats = getattr(problem.points, "statistics", None)
-    for step, target in enumerate(targets, start=1):
+    for step, target in enumerate(targets[start:], start=start + 1):
         t0 = time.perf_counter()
         work_before = stats["seconds"] if stats is not None else 0.0
         record = StepRecord(step=step, load_factor=target)

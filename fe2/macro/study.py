@@ -27,6 +27,11 @@ from fe2.coupling.balanced_pool import BalancedRvePool
 from fe2.errors import ComputationError, InputError, collectively
 from fe2.homogenization.study import check_phase_tags, load_rve_mesh
 from fe2.io.macro_output import MacroOutput
+from fe2.io.probes import RveProbes
+from fe2.io.progress import RunStatus
+from fe2.macro.checkpoint import (
+    check_compatible, checkpoint_root, latest_checkpoint, read_meta, restore_checkpoint, write_checkpoint,
+)
 from fe2.macro.problem import Dirichlet, MacroProblem, Traction
 from fe2.macro.stepping import StepRecord, run_load_steps
 from fe2.material_point import MaterialPoints
@@ -179,8 +184,44 @@ def coupling(config: RunConfig, macro: MacroMesh, physics: Physics, comm: MPI.Co
     return Coupling(make, "concurrent", f"{why}; load balancing {balancing}")
 
 
-def run_study(config: RunConfig, comm: MPI.Comm, output: Path) -> dict:
-    """Run a macro study, writing into ``output``; returns the summary (collective)."""
+def _reactions(row: dict) -> dict[str, list[float]]:
+    """Reaction forces per boundary from a history row (columns reaction_<name>_<axis>)."""
+    forces: dict[str, list[float]] = {}
+    for key, value in row.items():
+        if key.startswith("reaction_"):
+            forces.setdefault(key[len("reaction_"):-2], []).append(float(value))
+    return forces
+
+
+def _resume(config: RunConfig, problem: MacroProblem, output: Path, restart: bool) -> dict | None:
+    """With ``restart``, restore the newest complete checkpoint in ``output`` and return its
+    meta data; without (or with none), clear the restart files of earlier runs (collective)."""
+    comm = problem.comm
+    path = comm.bcast(latest_checkpoint(output) if comm.rank == 0 else None)
+    if restart and path is not None:
+        meta = read_meta(path, comm)
+        check_compatible(meta, config.study_identity(), config.load_factors, path)
+        restore_checkpoint(problem, path, meta)
+        if comm.rank == 0:
+            log.info("restart: continuing after step %d (load factor %.6g) from %s, written by %d rank(s)",
+                     meta["step"], meta["load_factor"], path, meta["ranks"])
+        return meta
+    if comm.rank == 0:
+        if restart:
+            log.info("restart: no checkpoint in %s; starting from the beginning", output)
+        shutil.rmtree(checkpoint_root(output), ignore_errors=True)
+        for stale in output.glob("*_from_step_*"):  # fields of restarted runs
+            stale.unlink()
+    comm.barrier()
+    return None
+
+
+def run_study(config: RunConfig, comm: MPI.Comm, output: Path, *, restart: bool = False) -> dict:
+    """Run a macro study, writing into ``output``; returns the summary (collective).
+
+    ``restart``: continue from the newest complete checkpoint in ``output`` (if any), on any
+    number of ranks.
+    """
     start = time.perf_counter()
     macro = load_macro_mesh(config, comm, output)
     physics = make_physics(config.physics, macro.dim)
@@ -202,13 +243,38 @@ def run_study(config: RunConfig, comm: MPI.Comm, output: Path) -> dict:
         log.info("macro mesh: %d cells, %d dofs, %d quadrature points on %d rank(s); %d load steps",
                  cells, dofs, points, comm.size, len(targets))
     output.mkdir(parents=True, exist_ok=True)
-    writer = MacroOutput(problem, output, fields_every=config.output.fields_every, num_steps=len(targets))
+    resumed = _resume(config, problem, output, restart)
+    done = resumed["step"] if resumed else 0
+    field_files = resumed["field_files"] if resumed else []
+    fields_file = None if done == len(targets) else ("fields.xdmf" if not done else f"fields_from_step_{done + 1}.xdmf")
+    probes = None
+    if fields_file is None and comm.rank == 0:
+        log.info("restart: every load step is done already; nothing to compute")
+    if config.output.probes and fields_file is not None:
+        suffix = "" if not done else f"_from_step_{done + 1}"
+        probes = RveProbes(problem, config.output.probes, output, suffix)  # errors: the same on all ranks
+    writer = MacroOutput(
+        problem, output, fields_every=config.output.fields_every, num_steps=len(targets),
+        fields_file=fields_file, rows=resumed["history"] if resumed else None, probes=probes,
+    )
+    if fields_file is not None:
+        field_files = [*field_files, fields_file]
+    every = config.checkpoint.every
+    status = RunStatus.attach(problem, len(targets), done, start)  # live line on a terminal
 
     def progress(record: StepRecord) -> None:
+        if status is not None:
+            status.step_done(record.step)
         writer.write_step(record)
+        if every and (record.step % every == 0 or record.step == len(targets)):
+            write_checkpoint(problem, output, {
+                "step": record.step, "load_factor": record.load_factor,
+                "completed_targets": targets[: record.step], "history": writer.rows,
+                "field_files": field_files, "study": config.study_identity(),
+            })
         if comm.rank == 0:
             elapsed = time.perf_counter() - start
-            remaining = elapsed / record.step * (len(targets) - record.step)
+            remaining = elapsed / (record.step - done) * (len(targets) - record.step)
             log.info(
                 "step %d/%d  load %.4g  Newton %d (|R| %.2e)%s  RVE solves %d, failures %d  "
                 "imbalance %.2f%s  %.1f s  elapsed %.0f s  ETA %.0f s",
@@ -227,13 +293,17 @@ def run_study(config: RunConfig, comm: MPI.Comm, output: Path) -> dict:
         "ranks": comm.size,
         "macro": {"cells": cells, "dofs": dofs, "quadrature_points": points, "degree": config.macro.degree},
         "steps": len(targets),
+        "field_files": field_files,
     }
-    records: list[StepRecord] = []
+    if resumed:
+        summary["restarted_after_step"] = done
+    if probes is not None:
+        summary["probes"] = probes.located
     failure: ComputationError | None = None
     try:
-        records = run_load_steps(
+        run_load_steps(
             problem, targets, max_cutbacks=solver.max_cutbacks, on_step=progress,
-            rebalance=config.parallel.balancing == "dynamic",
+            rebalance=config.parallel.balancing == "dynamic", start=done,
         )
         summary["status"] = "completed"
     except ComputationError as exc:  # raised on every rank: the summary below is collective
@@ -245,7 +315,7 @@ def run_study(config: RunConfig, comm: MPI.Comm, output: Path) -> dict:
         rve_solves=int(sum(int(r["rve_solves"]) for r in writer.rows)),
         rve_failures=int(sum(int(r["rve_failures"]) for r in writer.rows)),
         cutbacks=int(sum(int(r["cutbacks"]) for r in writer.rows)),
-        final_reactions={k: v.tolist() for k, v in records[-1].reactions.items()} if records else {},
+        final_reactions=_reactions(writer.rows[-1]) if writer.rows else {},
         wall_time=time.perf_counter() - start,
     )
     stats = getattr(problem.points, "statistics", None)
@@ -266,6 +336,8 @@ def run_study(config: RunConfig, comm: MPI.Comm, output: Path) -> dict:
         }
     writer.write_summary(summary)
     writer.close()
+    if status is not None:
+        status.finish()
     problem.destroy()
     if failure is not None:
         raise failure

@@ -45,6 +45,18 @@ class LawPoints:
     def rollback(self) -> None:
         self._trial = None
 
+    def committed_states(self) -> list[dict[str, np.ndarray]]:
+        """Per point: history variable name -> its value at the point."""
+        return [{k: v[i].copy() for k, v in self._committed.items()} for i in range(self.num_points)]
+
+    def restore_states(self, states: list[dict[str, np.ndarray]]) -> None:
+        if len(states) != self.num_points:
+            raise ValueError(f"expected {self.num_points} states, got {len(states)}")
+        self._committed = {
+            k: np.array([s[k] for s in states]).reshape(v.shape) for k, v in self._committed.items()
+        }
+        self._trial = None
+
     def point_fields(self) -> dict[str, np.ndarray]:
         """Scalar output per point of the committed state, name -> (m,)."""
         fields = {}
@@ -92,6 +104,19 @@ class PhasePoints:
     def rollback(self) -> None:
         for _, points in self.groups:
             points.rollback()
+
+    def committed_states(self) -> list:
+        states: list = [None] * self.num_points
+        for index, points in self.groups:
+            for i, state in zip(index, points.committed_states()):
+                states[i] = state
+        return states
+
+    def restore_states(self, states: list) -> None:
+        if len(states) != self.num_points:
+            raise ValueError(f"expected {self.num_points} states, got {len(states)}")
+        for index, points in self.groups:
+            points.restore_states([states[i] for i in index])
 
     def point_fields(self) -> dict[str, np.ndarray]:
         fields: dict[str, np.ndarray] = {}

@@ -105,6 +105,8 @@ class RveResponse:
             (constitutive update + residual), ``assemble`` (Jacobian + constraint),
             ``factorize`` and ``solve``; ``sensitivity`` (the tangent, including a
             factorisation at the converged state when the last one is not current).
+        fields: the RVE fields of the converged state (a :class:`fe2.io.rve_fields.RveFields`
+            snapshot) when the solve was asked for them, else None.
     """
 
     stress: np.ndarray
@@ -116,6 +118,7 @@ class RveResponse:
     residual_norms: list[float]
     elastic_shortcut: bool = False
     timings: dict[str, float] = field(default_factory=dict)
+    fields: dict[str, np.ndarray] | None = None
 
 
 def _hill_mandel(micro: float, macro: float, scale: float) -> float:
@@ -150,6 +153,7 @@ class RveSolver:
         elastic_shortcut: bool = True,
     ):
         self.model, self.newton = model, newton
+        self._fields = None  # RveFields of the model, built on the first request
         self.elastic_shortcut = elastic_shortcut and model.physics.name == "elasticity"
         self._virgin: tuple | None = None  # (W (n, N), tangent, HM residuals, tangent_qp)
         self.bc = make_boundary_condition(bc, model)
@@ -239,13 +243,16 @@ class RveSolver:
 
     # ------------------------------------------------------------------ the solve
 
-    def solve(self, E: np.ndarray, state: PointState, *, warm_start: np.ndarray | None = None) -> tuple[RveResponse, PointState]:
+    def solve(
+        self, E: np.ndarray, state: PointState, *, warm_start: np.ndarray | None = None, fields: bool = False
+    ) -> tuple[RveResponse, PointState]:
         """Equilibrate the RVE under macro strain E from the committed ``state``.
 
         Args:
             E: macro strain (n,) (Mandel strain, F row-major, or gradient).
             state: committed state of the point (not modified).
             warm_start: initial fluctuation (default: ``state.w``).
+            fields: also return the RVE fields of the converged state (``response.fields``).
 
         Returns:
             The response and the trial state (new arrays).
@@ -253,6 +260,18 @@ class RveSolver:
         Raises:
             RveFailure: no convergence within ``max_iterations``, or an inadmissible state.
         """
+        response, trial = self._equilibrate(E, state, warm_start)
+        if fields:  # the model holds the converged state
+            if self._fields is None:
+                from fe2.io.rve_fields import RveFields
+
+                self._fields = RveFields(self.model)
+            response.fields = self._fields.snapshot(trial.history)
+        return response, trial
+
+    def _equilibrate(
+        self, E: np.ndarray, state: PointState, warm_start: np.ndarray | None
+    ) -> tuple[RveResponse, PointState]:
         model, newton = self.model, self.newton
         timings: dict[str, float] = {}
         clock = time.perf_counter

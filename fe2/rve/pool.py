@@ -52,6 +52,7 @@ class RvePool:
         self.responses: list[RveResponse | None] = [None] * num_points
         self.seconds = np.zeros(num_points)
         self.statistics = {"solves": 0, "newton_iterations": 0, "elastic_shortcuts": 0, "seconds": 0.0}
+        self.probes: set[int] = set()  # points whose RVE fields every solve keeps
 
     def state(self, point: int, *, trial: bool = False) -> PointState:
         """The committed (or, if any, the trial) state of a point; do not modify it."""
@@ -77,7 +78,9 @@ class RvePool:
             t0 = time.perf_counter()
             warm = self.state(point, trial=True).w
             try:
-                response, trial = self.solver.solve(strains[point], self._committed[point], warm_start=warm)
+                response, trial = self.solver.solve(
+                    strains[point], self._committed[point], warm_start=warm, fields=point in self.probes
+                )
             except (RveFailure, SolveError) as exc:
                 raise MaterialPointFailure(point, str(exc)) from None
             self._trial[point] = trial
@@ -114,6 +117,14 @@ class RvePool:
             fields["equivalent_plastic_strain"] = values
         return fields
 
+    def set_probes(self, points: list[int]) -> None:
+        """Keep the RVE fields of these points at every solve (see :meth:`probe_fields`)."""
+        self.probes = set(points)
+
+    def probe_fields(self) -> dict[int, dict[str, np.ndarray]]:
+        """Point -> RVE fields (an RveFields snapshot) of its last solve, for the probes."""
+        return {p: self.responses[p].fields for p in self.probes if self.responses[p] is not None}
+
     def commit(self) -> None:
         """Adopt the trial states of the last evaluate."""
         self._committed = [t if t is not None else c for t, c in zip(self._trial, self._committed)]
@@ -122,3 +133,13 @@ class RvePool:
     def rollback(self) -> None:
         """Discard the trial states."""
         self._trial = [None] * self.num_points
+
+    def committed_states(self) -> list[PointState]:
+        return list(self._committed)
+
+    def restore_states(self, states: list[PointState]) -> None:
+        if len(states) != self.num_points:
+            raise ValueError(f"expected {self.num_points} states, got {len(states)}")
+        self._committed = list(states)
+        self._trial = [None] * self.num_points
+        self.responses = [None] * self.num_points

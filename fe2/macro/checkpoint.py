@@ -1,0 +1,213 @@
+"""Checkpoints of a macro study: all it needs to continue after a converged load step.
+
+Layout, in ``OUTPUT/checkpoints/``::
+
+    step-000004/          a complete checkpoint, written after load step 4
+        meta.json         step, load factor, history rows, the study it belongs to
+        rank-00000.pkl    one part per writing rank: for each cell it owned, by original
+        ...               (input) cell index, the displacement at the cell dofs, the cell's
+                          node coordinates and the committed states of its quadrature points
+    .step-000005.tmp/     a checkpoint being written: never read
+
+Atomic: every rank writes and fsyncs its part into the temporary directory; after all parts
+exist, rank 0 writes meta.json and renames the directory to ``step-NNNNNN`` (an atomic
+rename), and only then removes the older checkpoints. A ``step-*`` directory is therefore
+complete, and a job killed at any moment leaves the previous checkpoint valid.
+
+Restore works on any number of ranks (N-to-M): every rank reads every part and keeps the
+cells it holds now, matched by original cell index -- the same for any partition of the same
+mesh file -- and checked against the saved node coordinates. A cell keeps its node order
+under any partition, so its quadrature points, and the states stored for them, are the same.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pickle
+import shutil
+from pathlib import Path
+
+import numpy as np
+from mpi4py import MPI
+
+import fe2
+from fe2.errors import InputError
+from fe2.macro.problem import MacroProblem
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+DIRECTORY = "checkpoints"
+
+
+def checkpoint_root(output: Path) -> Path:
+    return Path(output) / DIRECTORY
+
+
+def latest_checkpoint(output: Path) -> Path | None:
+    """The newest complete checkpoint in an output directory, or None."""
+    root = checkpoint_root(output)
+    if not root.is_dir():
+        return None
+    complete = sorted(p for p in root.glob("step-*") if p.is_dir() and (p / "meta.json").is_file())
+    return complete[-1] if complete else None
+
+
+def _cell_data(problem: MacroProblem) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For the local cells (owned, then ghosts): original cell indices (c,), displacement dofs
+    (c, dofs per cell x block size) and node coordinates (c, nodes, gdim)."""
+    mesh = problem.mesh
+    imap = mesh.topology.index_map(mesh.topology.dim)
+    cells = imap.size_local + imap.num_ghosts
+    original = np.asarray(mesh.topology.original_cell_index[:cells], dtype=np.int64)
+    bs = problem.V.dofmap.index_map_bs
+    cell_dofs = problem.V.dofmap.list[:cells]
+    dofs = (cell_dofs[:, :, None] * bs + np.arange(bs)).reshape(cells, cell_dofs.shape[1] * bs)
+    nodes = mesh.geometry.x[mesh.geometry.dofmaps[0][:cells]][..., : mesh.geometry.dim]
+    return original, dofs, nodes
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_checkpoint(problem: MacroProblem, output: Path, meta: dict) -> Path | None:
+    """Write the committed state after load step ``meta['step']`` (collective).
+
+    Returns the checkpoint directory, or None (with a warning) if it could not be written: the
+    run goes on and the previous checkpoint stays the valid one.
+    """
+    comm = problem.comm
+    root = checkpoint_root(output)
+    name = f"step-{meta['step']:06d}"
+    final, tmp = root / name, root / f".{name}.tmp"
+    original, dofs, nodes = _cell_data(problem)
+    owned = problem.forms.num_cells
+    part = {
+        "cells": original[:owned],
+        "u": problem.u.x.array[dofs[:owned]],
+        "nodes": nodes[:owned],
+        "states": problem.points.committed_states(),  # collective for balanced pools
+    }
+    error = ""
+    if comm.rank == 0:
+        try:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        except OSError as exc:
+            error = str(exc)
+    error = comm.bcast(error)
+    if not error:
+        try:
+            _write_bytes(tmp / f"rank-{comm.rank:05d}.pkl", pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL))
+        except OSError as exc:
+            error = f"rank {comm.rank}: {exc}"
+        error = next((e for e in comm.allgather(error) if e), "")
+    if not error and comm.rank == 0:
+        try:
+            body = {"format": FORMAT, "fe2_version": fe2.__version__, "ranks": comm.size, **meta}
+            _write_bytes(tmp / "meta.json", json.dumps(body, indent=1).encode())
+            if final.exists():  # the same step again (a restart redid it): replace
+                shutil.rmtree(final)
+            os.rename(tmp, final)
+            _fsync_directory(root)
+            for old in root.glob("step-*"):
+                if old != final:
+                    shutil.rmtree(old, ignore_errors=True)
+        except OSError as exc:
+            error = str(exc)
+    error = comm.bcast(error)
+    if error:
+        if comm.rank == 0:
+            log.warning("could not write the checkpoint %s (%s); the previous one stays valid", final, error)
+        return None
+    return final
+
+
+def read_meta(path: Path, comm: MPI.Comm) -> dict:
+    """The meta data of a checkpoint, read on rank 0 (collective)."""
+    meta, error = None, ""
+    if comm.rank == 0:
+        try:
+            meta = json.loads((path / "meta.json").read_text())
+        except (OSError, ValueError) as exc:
+            error = f"{path}: unreadable checkpoint ({exc})"
+    meta, error = comm.bcast((meta, error))
+    if error:
+        raise InputError(error)
+    if meta.get("format") != FORMAT:
+        raise InputError(f"{path}: checkpoint format {meta.get('format')}, this fe2 reads format {FORMAT}")
+    return meta
+
+
+def restore_checkpoint(problem: MacroProblem, path: Path, meta: dict) -> None:
+    """Set the displacement and the committed point states from a checkpoint (collective).
+
+    Raises:
+        InputError: the checkpoint does not belong to this mesh and discretisation.
+    """
+    comm, forms = problem.comm, problem.forms
+    original, dofs, nodes = _cell_data(problem)
+    owned, nq = forms.num_cells, forms.num_qp
+    found = np.zeros(len(original), dtype=bool)
+    states: list = [None] * problem.num_points
+    u = problem.u.x.array
+    mismatch = ""
+    extent = comm.allreduce(float(np.abs(problem.mesh.geometry.x).max()) if len(nodes) else 0.0, op=MPI.MAX)
+    for rank in range(meta["ranks"]):
+        file = path / f"rank-{rank:05d}.pkl"
+        try:
+            part = pickle.loads(file.read_bytes())
+        except (OSError, pickle.UnpicklingError, EOFError) as exc:
+            mismatch = f"{file}: unreadable ({exc})"
+            break
+        if part["u"].shape[1:] != dofs.shape[1:] or part["nodes"].shape[1:] != nodes.shape[1:]:
+            mismatch = "the cells have another number of displacement dofs or nodes"
+            break
+        _, theirs, mine = np.intersect1d(part["cells"], original, assume_unique=True, return_indices=True)
+        if not np.allclose(nodes[mine], part["nodes"][theirs], rtol=0, atol=1e-10 * max(extent, 1.0)):
+            mismatch = "cells with the same index are at other coordinates (another mesh)"
+            break
+        u[dofs[mine]] = part["u"][theirs]
+        found[mine] = True
+        for cell, saved in zip(mine, theirs):
+            if cell < owned:
+                states[cell * nq : (cell + 1) * nq] = part["states"][saved * nq : (saved + 1) * nq]
+    if not mismatch and not found.all():
+        mismatch = f"{np.count_nonzero(~found)} cells of the mesh are not in it (another mesh)"
+    mismatch = next((m for m in comm.allgather(mismatch) if m), "")
+    if mismatch:
+        raise InputError(f"checkpoint {path} does not match this study's mesh: {mismatch}")
+    problem.u.x.scatter_forward()
+    problem.points.restore_states(states)
+
+
+def check_compatible(meta: dict, study: dict, targets: list[float], path: Path) -> None:
+    """A checkpoint continues a study only if everything but the restart-safe sections agrees
+    and its completed load factors start the new list of targets."""
+    saved = meta["study"]
+    differ = sorted(k for k in set(saved) | set(study) if saved.get(k) != study.get(k))
+    if differ:
+        raise InputError(
+            f"checkpoint {path} belongs to another study: {', '.join(differ)} differ "
+            f"(only steps, parallel, output and checkpoint may change on a restart)"
+        )
+    done = meta["completed_targets"]
+    if len(done) > len(targets) or not np.allclose(done, targets[: len(done)], rtol=1e-12, atol=0):
+        raise InputError(
+            f"steps: the checkpoint {path} has reached load factors {done}, which do not start "
+            f"this study's load factors {targets}"
+        )
