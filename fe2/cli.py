@@ -213,8 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("config", help="study YAML file (see docs/config.md)")
     run.add_argument("--output", "-o", help="output directory (default: results/<config name>)")
-    run.add_argument("--overwrite", action="store_true", help="replace existing result files")
-    run.add_argument(
+    existing = run.add_mutually_exclusive_group()
+    existing.add_argument("--overwrite", action="store_true", help="replace existing result files")
+    existing.add_argument(
         "--restart", action="store_true",
         help="continue from the newest complete checkpoint in the output directory, on any "
         "number of ranks (start from the beginning if there is none)",

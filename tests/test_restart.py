@@ -23,7 +23,8 @@ from fe2.config import load_run_config
 from fe2.macro import checkpoint as checkpoint_module
 from fe2.macro.checkpoint import latest_checkpoint
 from fe2.macro.study import run_study
-from test_run import J2_LAW, RVE, history, run, study
+from fe2.meshing.macro import generate_macro_mesh
+from test_run import J2_LAW, RVE, STRIP, history, run, study
 
 comm = MPI.COMM_WORLD
 FULL = [0.25, 0.5, 0.75, 1.0]
@@ -204,6 +205,16 @@ def test_restart_errors_and_edge_cases(shared_tmp_path, capsys):
     if comm.rank == 0:
         assert history(shared_tmp_path / "out") == before
         assert not list((shared_tmp_path / "out").glob("fields_from_step_*"))
+    # another mesh in the same file: refused, naming the checkpoint
+    mesh = shared_tmp_path / "strip.msh"
+    generate_macro_mesh(STRIP["generate"], comm, directory=shared_tmp_path, filename="strip.msh")
+    on_file = {**data, "macro": {"mesh": {"file": str(mesh)}}}
+    assert run(shared_tmp_path, on_file, out="file")[0] == 0
+    finer = {**STRIP["generate"], "cells_x": 5}
+    generate_macro_mesh(finer, comm, directory=shared_tmp_path, filename="strip.msh")
+    assert run(shared_tmp_path, {**on_file, "steps": FULL + [1.25]}, "--restart", out="file")[0] == 2
+    if comm.rank == 0:
+        assert "does not match this study's mesh" in capsys.readouterr().err
     # --restart without a checkpoint starts from the beginning
     code, fresh = run(shared_tmp_path, data, "--restart", out="fresh")
     assert code == 0
