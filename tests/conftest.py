@@ -15,9 +15,12 @@ def pytest_configure(config):
     if comm.size > 1 and config.option.basetemp is None:
         import tempfile
 
-        base = Path(tempfile.gettempdir()) / f"fe2-pytest-{MPI.Get_processor_name()}"
-        base.mkdir(parents=True, exist_ok=True)
-        config.option.basetemp = str(base / f"np{comm.size}-rank{comm.rank}")
+        # A fresh directory per run (rank 0 makes it): concurrent runs, e.g. from two
+        # checkouts, must not clear each other's files.
+        parent = Path(tempfile.gettempdir()) / f"fe2-pytest-{MPI.Get_processor_name()}"
+        parent.mkdir(parents=True, exist_ok=True)
+        base = comm.bcast(tempfile.mkdtemp(prefix="run-", dir=parent) if comm.rank == 0 else None)
+        config.option.basetemp = str(Path(base) / f"np{comm.size}-rank{comm.rank}")
 
 
 @pytest.fixture(autouse=True)
