@@ -257,3 +257,26 @@ def test_rve_reduction_is_the_minimum_over_each_rve():
         assert reduced[name].tolist() == [pointwise[name][:2].min(), pointwise[name][2:].min()]
     assert reduced["lattice_unstable"].tolist() == [1.0, 0.0]
     assert reduced["soft_mode_k1"][0] == pointwise["soft_mode_k1"][1]  # that of the worst point
+
+
+def test_chain_command_prints_the_critical_stretch_and_plots(shared_tmp_path, capsys):
+    from mpi4py import MPI
+
+    from fe2.cli import main
+
+    out = shared_tmp_path / "chain"
+    assert main(["lattice", "chain", "--potential", "lennard_jones", "--cutoff-kind", "shifted", "-o", str(out)]) == 0
+    if MPI.COMM_WORLD.rank == 0:
+        printed = capsys.readouterr().out
+        line = next(x for x in printed.splitlines() if x.startswith("critical stretch "))
+        assert abs(float(line.split()[-1]) - LAMBDA_C) <= 1e-10
+        assert "zone boundary" in printed
+        png = (out / "chain_dispersion.png").read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+        table = np.loadtxt(out / "chain_dispersion.csv", delimiter=",", skiprows=1)
+        assert table.shape[1] == 1 + 4 and table[:, -1].min() < 0 < table[:, 1].max()  # unstable beyond
+    assert main(["lattice", "chain", "--sigma", "nan", "-o", str(out)]) == 2
+    assert main(["lattice", "chain", "--cutoff", "0.5", "-o", str(out)]) == 2
+    if MPI.COMM_WORLD.rank == 0:
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[0].startswith("error: --sigma") and err[1].startswith("error: --cutoff")
