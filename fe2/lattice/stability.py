@@ -64,8 +64,10 @@ def bond_stiffness(law: CauchyBorn, F: np.ndarray):
 def dynamical_matrices(law: CauchyBorn, F: np.ndarray, k: np.ndarray) -> np.ndarray:
     """D(K) (m, G, d, d) at reduced wave vectors k (G, d) (K = k @ reciprocal), unit mass."""
     Kb, R, _ = bond_stiffness(law, F)
+    m, B, d = Kb.shape[0], Kb.shape[1], law.dim
     phase = 2.0 * np.pi * k @ np.linalg.solve(law.lattice.vectors.T, R.T)  # K . R_b, (G, B)
-    return np.einsum("mbij,gb->mgij", Kb, 1.0 - np.cos(phase))
+    D = Kb.reshape(m, B, d * d).transpose(0, 2, 1) @ (1.0 - np.cos(phase)).T  # (m, d*d, G)
+    return D.transpose(0, 2, 1).reshape(m, len(k), d, d)
 
 
 def phonon_check(law: CauchyBorn, F: np.ndarray, grid: int) -> dict[str, np.ndarray]:
@@ -99,27 +101,41 @@ def directions(dim: int, count: int) -> np.ndarray:
     return np.stack([s * np.cos(phi), s * np.sin(phi), z], axis=1)
 
 
-def acoustic_check(A: np.ndarray, *, count: int = 0, iterations: int = 30) -> dict[str, np.ndarray]:
+def acoustic_check(A: np.ndarray, *, count: int = 0, starts: int = 4, iterations: int = 40) -> dict[str, np.ndarray]:
     """min over unit N of the smallest eigenvalue of Q(N) = A_iJkL N_J N_L, (m,), and N (m, d).
 
-    ``count``: grid directions (default 90 in 2D, 400 in 3D); A is (m, d, d, d, d).
+    A is (m, d, d, d, d). ``count`` grid directions (default 90 in 2D, 200 in 3D); the
+    ``starts`` best of them are refined (the function has several local minima on the sphere).
     """
     m, d = A.shape[0], A.shape[1]
-    grid = directions(d, count or {1: 1, 2: 90, 3: 400}[d])
-    Q = np.einsum("mijkl,gj,gl->mgik", A, grid, grid)
+    grid = directions(d, count or {1: 1, 2: 90, 3: 200}[d])
+    Aik = A.transpose(0, 1, 3, 2, 4).reshape(m, d * d, d * d)  # [m, (i, k), (J, L)]
+    NN = (grid[:, :, None] * grid[:, None, :]).reshape(len(grid), d * d)
+    Q = (Aik @ NN.T).transpose(0, 2, 1).reshape(m, len(grid), d, d)
     values = np.linalg.eigvalsh(Q)[..., 0]
-    N = grid[np.argmin(values, axis=1)]
+    starts = min(starts, len(grid)) if d > 1 else 1
+    N = grid[np.argsort(values, axis=1)[:, :starts]].reshape(m * starts, d)
+    AA = np.repeat(Aik, starts, axis=0)  # (m * starts, (i, k), (J, L))
+
+    def contract(matrix, u):  # matrix . (u (x) u), reshaped to (., d, d)
+        return (matrix @ (u[:, :, None] * u[:, None, :]).reshape(-1, d * d, 1)).reshape(-1, d, d)
+
     if d > 1:
+        AT = AA.transpose(0, 2, 1)
+        previous = np.full(len(N), np.inf)
+        tol = 1e-14 * np.abs(Aik).max(initial=0.0)
         for _ in range(iterations):
-            _, vectors = np.linalg.eigh(np.einsum("mijkl,mj,ml->mik", A, N, N))
-            v = vectors[..., 0]
-            _, vectors = np.linalg.eigh(np.einsum("mijkl,mi,mk->mjl", A, v, v))
-            N = vectors[..., 0]
-    Q = np.einsum("mijkl,mj,ml->mik", A, N, N)
-    value = np.linalg.eigvalsh(Q)[:, 0]
+            w, vectors = np.linalg.eigh(contract(AA, N))  # Q(N) = A : (N (x) N)
+            N = np.linalg.eigh(contract(AT, vectors[..., 0]))[1][..., 0]  # M(v) = (v (x) v) : A
+            if np.abs(previous - w[:, 0]).max() <= tol:  # each step lowers it: converged
+                break
+            previous = w[:, 0]
+    value = np.linalg.eigvalsh(contract(AA, N))[:, 0].reshape(m, starts)
+    best = np.argmin(value, axis=1)
+    N = N.reshape(m, starts, d)[np.arange(m), best]
     first = np.argmax(np.abs(N) > 1e-12, axis=1)
     N = N * np.sign(N[np.arange(m), first])[:, None]  # N and -N: first nonzero component > 0
-    return {"min_eigenvalue": np.minimum(value, values.min(axis=1)), "normal": N}
+    return {"min_eigenvalue": np.minimum(value[np.arange(m), best], values.min(axis=1)), "normal": N}
 
 
 def lattice_stability(law: CauchyBorn, F: np.ndarray, *, grid: int, phonons: bool = True) -> dict[str, np.ndarray]:
