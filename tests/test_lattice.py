@@ -275,8 +275,10 @@ def test_chain_command_prints_the_critical_stretch_and_plots(shared_tmp_path, ca
         assert png[:8] == b"\x89PNG\r\n\x1a\n"
         table = np.loadtxt(out / "chain_dispersion.csv", delimiter=",", skiprows=1)
         assert table.shape[1] == 1 + 4 and table[:, -1].min() < 0 < table[:, 1].max()  # unstable beyond
-    assert main(["lattice", "chain", "--sigma", "nan", "-o", str(out)]) == 2
-    assert main(["lattice", "chain", "--cutoff", "0.5", "-o", str(out)]) == 2
+    assert main(["lattice", "chain", "--sigma", "nan", "-o", str(out), "--overwrite"]) == 2
+    assert main(["lattice", "chain", "--cutoff", "0.5", "-o", str(out), "--overwrite"]) == 2
+    assert main(["lattice", "chain", "-o", str(out)]) == 2  # existing results are kept
     if MPI.COMM_WORLD.rank == 0:
         err = capsys.readouterr().err.strip().splitlines()
         assert err[0].startswith("error: --sigma") and err[1].startswith("error: --cutoff")
+        assert err[2].startswith("error:") and "--overwrite" in err[2]

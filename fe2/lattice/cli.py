@@ -44,6 +44,7 @@ def add_lattice_parser(commands, parents: list[argparse.ArgumentParser]) -> None
     chain.add_argument("--grid", default="64", help="wave numbers in the Brillouin zone for the check (even, >= 4)")
     chain.add_argument("--limit", default="2.0", help="largest stretch examined (default 2)")
     chain.add_argument("--output", "-o", default="results/chain", help="output directory")
+    chain.add_argument("--overwrite", action="store_true", help="replace existing result files")
 
 
 def _chain_law(args: argparse.Namespace) -> CauchyBorn:
@@ -70,6 +71,10 @@ def run_chain(args: argparse.Namespace) -> int:
     if grid % 2:
         raise InputError(f"--grid: must be even (so that q = pi/a is on it), got {grid}")
     limit = number(args.limit, "--limit", minimum=1.0 + 1e-9)
+    output = Path(args.output)
+    clashes = [output / n for n in ("chain_dispersion.png", "chain_dispersion.csv") if (output / n).exists()]
+    if clashes and not args.overwrite:
+        raise InputError(f"{clashes[0]} exists; choose another --output or pass --overwrite to replace it")
     stretches = None
     if args.stretches:
         stretches = [number(s, "--stretches", positive=True) for s in args.stretches]
@@ -88,6 +93,6 @@ def run_chain(args: argparse.Namespace) -> int:
               f"({'zone boundary' if abs(critical.qa - 3.141592653589793) < 1e-12 else 'inside the zone'})")
         c = critical.stretch
         default = [1.0, 0.5 * (1.0 + c), c, c + 0.5 * (c - 1.0)]
-    paths = write_dispersion(law, stretches or default, Path(args.output))
+    paths = write_dispersion(law, stretches or default, output)
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0
