@@ -41,6 +41,7 @@ class StepRecord:
     seconds: float = 0.0
     imbalance: float = 1.0  # max/mean over ranks of the RVE work (seconds) of the step
     moved_points: int = 0  # points moved to another rank by the rebalance after the step
+    diagnostics: dict[str, object] = field(default_factory=dict)  # extra history columns
 
 
 def run_load_steps(

@@ -26,6 +26,7 @@ from fe2.errors import ComputationError, InputError, collectively
 from fe2.io.macro_output import MacroOutput
 from fe2.io.probes import RveProbes
 from fe2.io.progress import RunStatus
+from fe2.macro.lattice_stability import StabilityMonitor
 from fe2.macro.checkpoint import (
     check_compatible, checkpoint_root, latest_checkpoint, read_meta, restore_checkpoint, write_checkpoint,
 )
@@ -147,6 +148,7 @@ def run_study(config: RunConfig, comm: MPI.Comm, output: Path, *, restart: bool 
     macro = load_macro_mesh(config, comm, output)
     physics = make_physics(config.physics, macro.dim)
     dirichlet, tractions, body = collectively(comm, lambda: supports_and_loads(config, macro), errors=(InputError,))
+    monitor = StabilityMonitor(config, comm, macro.dim)  # a lattice of the wrong dimension: InputError
     source = coupling(config, macro, physics, comm)
     if comm.rank == 0:
         log.info("coupling: %s (%s)", source.mode, source.reason)
@@ -156,6 +158,7 @@ def run_study(config: RunConfig, comm: MPI.Comm, output: Path, *, restart: bool 
         dirichlet=dirichlet, tractions=tractions, body_force=body,
         newton=NewtonOptions(**solver.newton.model_dump()), petsc_options=solver.petsc_options,
     )
+    monitor.locate(problem.forms.quadrature_coordinates().reshape(problem.num_points, macro.dim))
     targets = config.load_factors
     points = comm.allreduce(problem.num_points, op=MPI.SUM)
     cells = macro.mesh.topology.index_map(macro.dim).size_global
@@ -165,6 +168,7 @@ def run_study(config: RunConfig, comm: MPI.Comm, output: Path, *, restart: bool 
                  cells, dofs, points, comm.size, len(targets))
     output.mkdir(parents=True, exist_ok=True)
     resumed = _resume(config, problem, output, restart)
+    monitor.restore(resumed.get("lattice_stability") if resumed else None)
     done = resumed["step"] if resumed else 0
     field_files = resumed["field_files"] if resumed else []
     fields_file = None if done == len(targets) else ("fields.xdmf" if not done else f"fields_from_step_{done + 1}.xdmf")
@@ -186,12 +190,14 @@ def run_study(config: RunConfig, comm: MPI.Comm, output: Path, *, restart: bool 
     def progress(record: StepRecord) -> None:
         if status is not None:
             status.step_done(record.step)
-        writer.write_step(record)
+        stop = monitor.check(record, problem.points.point_fields)
+        writer.write_step(record, fields=stop)
         if every and (record.step % every == 0 or record.step == len(targets)):
             write_checkpoint(problem, output, {
                 "step": record.step, "load_factor": record.load_factor,
                 "completed_targets": targets[: record.step], "history": writer.rows,
                 "field_files": field_files, "study": config.study_identity(),
+                "lattice_stability": monitor.state(),
             })
         if comm.rank == 0:
             elapsed = time.perf_counter() - start
@@ -206,6 +212,8 @@ def run_study(config: RunConfig, comm: MPI.Comm, output: Path, *, restart: bool 
                 f" (moved {record.moved_points})" if record.moved_points else "",
                 record.seconds, elapsed, remaining,
             )
+        if stop:
+            raise monitor.error()
 
     summary = {
         "fe2_version": fe2.__version__,
@@ -239,6 +247,8 @@ def run_study(config: RunConfig, comm: MPI.Comm, output: Path, *, restart: bool 
         final_reactions=_reactions(writer.rows[-1]) if writer.rows else {},
         wall_time=time.perf_counter() - start,
     )
+    if monitor.active:
+        summary["lattice_stability"] = monitor.summary()
     stats = problem.points.statistics
     if stats:  # RVE points: totals over all ranks
         totals = {k: comm.allreduce(v, op=MPI.SUM) for k, v in stats.items()}

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fe2.errors import ComputationError
+from fe2.materials.cauchy_born import rve_stability_fields
 from fe2.rve.model import History, RveModel
 
 #: A direct solve meets Hill-Mandel and <eps> = E to round-off (~1e-14 here); beyond this the
@@ -228,8 +229,9 @@ class MicroSolver(ABC):
 
     def point_outputs(self, states: Sequence[PointState],
                       responses: Sequence[RveResponse | None]) -> dict[str, np.ndarray]:
-        """Scalar outputs per point, name -> (m,): ``rve_newton_iterations`` of the last solve
-        and, if a phase has one, the RVE average of the equivalent plastic strain."""
+        """Scalar outputs per point, name -> (m,): ``rve_newton_iterations`` of the last solve;
+        if a phase has one, the RVE average of the equivalent plastic strain; for Cauchy-Born
+        phases the stability checks reduced over the RVE (the least stable point)."""
         model = self.model
         outputs = {"rve_newton_iterations": np.array(
             [r.iterations if r is not None else 0 for r in responses], dtype=float)}
@@ -240,6 +242,7 @@ class MicroSolver(ABC):
                 sum(weights[t] @ s.history[t]["equivalent_plastic_strain"] for t in plastic)
                 for s in states
             ])
+        outputs.update(rve_stability_fields(model.phases, [s.history for s in states], model.physics.dim))
         return outputs
 
     def destroy(self) -> None:
