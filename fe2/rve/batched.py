@@ -84,7 +84,7 @@ class BatchedRveSolver(MicroSolver):
         super().__init__(model, bc, newton)
         self.ops = model.operators
         self.bc = make_boundary_condition(bc, model)
-        self.system = make_constrained_system(model, self.bc)
+        self.system = make_constrained_system(model, self.bc, petsc_options)
         self.elastic_shortcut = elastic_shortcut and model.physics.name == "elasticity"
         self.petsc_options = petsc_options
         self.batch_size = self._batch_size(batch)
@@ -360,6 +360,7 @@ class BatchedRveSolver(MicroSolver):
     def destroy(self) -> None:
         if self._fallback is not None:
             self._fallback.destroy()
+        self.system.destroy()
 
 
 class _Breakdown(RveFailure):
@@ -386,6 +387,8 @@ class _Active:
 
     def where(self, mask: np.ndarray) -> _Active:
         """The states of the points selected by a boolean mask."""
+        if mask.all():
+            return self
         count = len(self.points)
         u = self.update
         history = {t: {k: v[mask].reshape(-1, *v.shape[2:]) for k, v in h.items()}
