@@ -1,7 +1,9 @@
 """Command line: `fe2 run | homogenize | mesh | plot | validate | schema | info`.
 
-User errors (bad config or mesh) print one line `error: ...` and exit with code 2; nothing is
-written. Under MPI every rank runs the command; rank 0 prints and writes.
+Every failure prints one line `error: ...`; the exit code says which kind (see
+:mod:`fe2.errors`): 1 the computation failed, or an internal error (its traceback goes to a
+log file named in the line); 2 invalid input, nothing written; 3 interrupted (SIGTERM/SIGINT);
+4 a file system error. Under MPI every rank runs the command; rank 0 prints and writes.
 """
 
 from __future__ import annotations
@@ -253,8 +255,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _save_traceback(args: argparse.Namespace, comm: MPI.Comm) -> str:
+    """Write the traceback being handled to a log file; return its path ('' if none could be).
+
+    The file: next to ``--log-file`` if given, else in the output directory if it exists, else
+    in the working directory, else in the temporary directory; one per rank."""
+    import tempfile
+    import time
+    import traceback
+
+    name = f"fe2-traceback-{time.strftime('%Y%m%d-%H%M%S')}-rank{comm.rank}.log"
+    places = []
+    if getattr(args, "log_file", None):
+        places.append(Path(args.log_file).resolve().parent)
+    if getattr(args, "output", None) and Path(args.output).is_dir():
+        places.append(Path(args.output))
+    places += [Path.cwd(), Path(tempfile.gettempdir())]
+    text = f"fe2 {fe2.__version__}: {' '.join(sys.argv)}\n{traceback.format_exc()}"
+    for place in places:
+        try:
+            path = place / name
+            path.write_text(text)
+            return str(path)
+        except OSError:
+            continue
+    return ""
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `fe2` console script; returns the exit code."""
+    from fe2.errors import Interrupted
+
     comm = MPI.COMM_WORLD
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbosity, comm, getattr(args, "log_file", None))
@@ -264,16 +295,22 @@ def main(argv: list[str] | None = None) -> int:
         if comm.rank == 0:
             print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except Exception:
-        if comm.size == 1:
-            raise
-        # A bug on one rank would leave the others waiting in a collective: end the job.
-        import traceback
-
-        traceback.print_exc()
-        print(f"error: unexpected failure on rank {comm.rank}; aborting all ranks", file=sys.stderr)
+    except KeyboardInterrupt:  # a second Ctrl-C, or one outside a run's safe points
+        print(f"error: interrupted (rank {comm.rank})", file=sys.stderr)
         sys.stderr.flush()
-        comm.Abort(1)
+        if comm.size > 1:
+            comm.Abort(Interrupted.exit_code)
+        return Interrupted.exit_code
+    except Exception as exc:  # a bug: one line, the traceback in a file
+        path = _save_traceback(args, comm)
+        where = f"; traceback in {path}" if path else ""
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        rank = f" on rank {comm.rank}" if comm.size > 1 else ""
+        print(f"error: internal error{rank}: {type(exc).__name__}: {first}{where}", file=sys.stderr)
+        sys.stderr.flush()
+        if comm.size > 1:  # the other ranks may wait in a collective: end the job
+            comm.Abort(1)
+        return 1
 
 
 if __name__ == "__main__":
