@@ -3,7 +3,7 @@
 Newton on the constrained system, for a macro strain E (n,) from a committed history:
 
     K(w) dx = -R(w) (restricted),  w <- w + alpha P dx,   until
-    |R(w)|_adm <= atol + rtol |R(w)|,
+    |R(w)|_adm <= atol + rtol |R(w)|   (or at the round-off floor, see fe2.convergence),
 
 with a backtracking line search (alpha = 1, 1/2, ..., accepted when |R|_adm decreases):
 the full step costs nothing extra, and the equations -- hence the answer -- are unchanged,
@@ -37,6 +37,7 @@ import numpy as np
 from dolfinx.fem.petsc import assemble_matrix, assemble_vector, create_matrix
 from petsc4py import PETSc
 
+from fe2.convergence import converged, residual_terms, tolerance
 from fe2.errors import ComputationError
 from fe2.rve.boundary_conditions import make_boundary_condition
 from fe2.rve.model import History, RveModel
@@ -201,7 +202,7 @@ class RveSolver:
             return None
         self._assemble_residual()
         norm, full = self.bc.residual_norm(self.R), self.R.norm()
-        if norm > newton.atol + newton.rtol * full:
+        if not converged(norm, atol=newton.atol, rtol=newton.rtol, scale=full, terms=self._terms()):
             return None
         averages = model.averages()
         work_macro = float(averages.stress @ (E - model.physics.reference_strain))
@@ -218,6 +219,11 @@ class RveSolver:
         )
 
     # ------------------------------------------------------------------ building blocks
+
+    def _terms(self) -> float:
+        """Size of the terms of the residual at the last constitutive update (round-off floor)."""
+        model = self.model
+        return residual_terms(model.tangent_qp, model.strain_qp, model.dV, dim=model.physics.dim)
 
     def _assemble_residual(self) -> None:
         with self.R.localForm() as local:
@@ -289,6 +295,11 @@ class RveSolver:
         norms: list[float] = []
         start = clock()
 
+        terms = [0.0]  # size of the residual's terms at the last evaluation
+
+        def done(norm: float, full: float) -> bool:
+            return converged(norm, atol=newton.atol, rtol=newton.rtol, scale=full, terms=terms[0])
+
         def evaluate() -> tuple[History, float, float]:
             """Constitutive update and residual at model.w: (trial history, |R|_adm, |R|)."""
             t0 = clock()
@@ -300,6 +311,7 @@ class RveSolver:
                 )
             self._assemble_residual()
             result = trial, self.bc.residual_norm(self.R), self.R.norm()
+            terms[0] = self._terms()
             timings["residual"] = timings.get("residual", 0.0) + clock() - t0
             if not np.isfinite(result[1]):
                 raise RveFailure(f"residual is not finite at Newton iteration {len(norms)}")
@@ -308,11 +320,12 @@ class RveSolver:
         trial, norm, full = evaluate()
         norms.append(norm)
         iteration = 0
-        while norm > newton.atol + newton.rtol * full:
+        while not done(norm, full):
             if iteration == newton.max_iterations:
+                target = tolerance(atol=newton.atol, rtol=newton.rtol, scale=full, terms=terms[0])
                 raise RveFailure(
                     f"Newton did not converge in {newton.max_iterations} iterations "
-                    f"(residual {norm:.3e}, target {newton.atol + newton.rtol * full:.3e})"
+                    f"(residual {norm:.3e}, target {target:.3e})"
                 )
             iteration += 1
             self._factorize_current(timings)
@@ -326,7 +339,7 @@ class RveSolver:
             for halving in range(newton.line_search_steps + 1):
                 model.w.x.array[:] = w0 + alpha * step
                 trial, new_norm, full = evaluate()
-                if new_norm < (1.0 - 1e-4 * alpha) * norm or new_norm <= newton.atol + newton.rtol * full:
+                if new_norm < (1.0 - 1e-4 * alpha) * norm or done(new_norm, full):
                     break
                 if halving < newton.line_search_steps:
                     alpha *= 0.5
