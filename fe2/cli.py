@@ -101,8 +101,11 @@ def cmd_homogenize(args: argparse.Namespace, comm: MPI.Comm) -> int:
 
 def cmd_run(args: argparse.Namespace, comm: MPI.Comm) -> int:
     from fe2.config import load_run_config
+    from fe2.io.hdf5 import silence_hdf5_diagnostics
+    from fe2.io.lock import OutputLock
     from fe2.io.macro_output import MacroOutput
     from fe2.macro.study import run_study
+    from fe2.stop import StopRequest
 
     config = load_run_config(args.config)
     output = Path(args.output) if args.output else Path("results") / Path(args.config).stem
@@ -113,8 +116,25 @@ def cmd_run(args: argparse.Namespace, comm: MPI.Comm) -> int:
             f"{clashes[0]} exists; choose another --output, pass --restart to continue that run "
             f"from its last checkpoint or --overwrite to replace it"
         )
-    summary = run_study(config, comm, output, restart=args.restart)
+    silence_hdf5_diagnostics()  # errors are reported as one line naming the file
+    lock = OutputLock(output, comm)
+    lock.acquire()  # exit 2 if another run uses the directory
+    written = False
+    try:
+        with StopRequest().handling() as stop:
+            summary = run_study(config, comm, output, restart=args.restart, stop=stop)
+        written = True
+    except InputError:  # refused before writing: leave no trace
+        raise
+    except Exception:
+        written = True
+        raise
+    finally:
+        lock.release(remove_empty_directory=not written)
     if comm.rank == 0:
+        if summary.get("nothing_to_do"):
+            print(f"nothing to do: all {summary.get('steps')} steps of {output} are done; no file changed")
+            return 0
         _plot(output)
         print(
             f"{summary['status']}: {summary['completed_steps']} steps, "
@@ -289,8 +309,13 @@ def main(argv: list[str] | None = None) -> int:
     comm = MPI.COMM_WORLD
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbosity, comm, getattr(args, "log_file", None))
+    from fe2.stop import interrupt_on_signals
+
     try:
-        return args.func(args, comm)
+        if args.func is cmd_run:  # the run handles the signals at its safe points
+            return args.func(args, comm)
+        with interrupt_on_signals():
+            return args.func(args, comm)
     except Fe2Error as exc:
         if comm.rank == 0:
             print(f"error: {exc}", file=sys.stderr)
