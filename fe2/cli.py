@@ -119,29 +119,31 @@ def cmd_run(args: argparse.Namespace, comm: MPI.Comm) -> int:
     silence_hdf5_diagnostics()  # errors are reported as one line naming the file
     lock = OutputLock(output, comm)
     lock.acquire()  # exit 2 if another run uses the directory
-    written = False
+    refused = True
     try:
-        with StopRequest().handling() as stop:
+        with StopRequest().handling() as stop:  # also while plotting: a signal skips the plots
             summary = run_study(config, comm, output, restart=args.restart, stop=stop)
-        written = True
+            refused = False
+            if comm.rank == 0:
+                if summary.get("nothing_to_do"):
+                    print(f"nothing to do: all {summary.get('steps')} steps of {output} are done; "
+                          "no file changed")
+                    return 0
+                if stop.signal is None:
+                    _plot(output)
+                print(
+                    f"{summary['status']}: {summary['completed_steps']} steps, "
+                    f"{summary['newton_iterations']} macro Newton iterations, "
+                    f"{summary['rve_solves']} RVE solves, {summary['wall_time']:.1f} s "
+                    f"({summary['coupling']['mode']} coupling); results in {output}"
+                )
     except InputError:  # refused before writing: leave no trace
         raise
-    except Exception:
-        written = True
+    except BaseException:
+        refused = False
         raise
     finally:
-        lock.release(remove_empty_directory=not written)
-    if comm.rank == 0:
-        if summary.get("nothing_to_do"):
-            print(f"nothing to do: all {summary.get('steps')} steps of {output} are done; no file changed")
-            return 0
-        _plot(output)
-        print(
-            f"{summary['status']}: {summary['completed_steps']} steps, "
-            f"{summary['newton_iterations']} macro Newton iterations, "
-            f"{summary['rve_solves']} RVE solves, {summary['wall_time']:.1f} s "
-            f"({summary['coupling']['mode']} coupling); results in {output}"
-        )
+        lock.release(remove_empty_directory=refused)
     return 0
 
 
