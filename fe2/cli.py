@@ -16,7 +16,7 @@ from pathlib import Path
 from mpi4py import MPI
 
 import fe2
-from fe2.errors import Fe2Error, InputError, collectively
+from fe2.errors import Fe2Error, InputError, ResourceError, collectively, os_error_cause
 
 log = logging.getLogger("fe2")
 
@@ -90,9 +90,25 @@ def cmd_homogenize(args: argparse.Namespace, comm: MPI.Comm) -> int:
         raise InputError(
             f"{clashes[0]} exists; choose another --output or pass --overwrite to replace it"
         )
+    if output.exists() and not output.is_dir():
+        raise InputError(f"--output {output}: exists and is not a directory")
+    from fe2.io.hdf5 import silence_hdf5_diagnostics
+
+    silence_hdf5_diagnostics()
     result = run_homogenization(config, bcs=bcs, comm=comm)
+
+    def write() -> list[Path]:  # rank 0 writes; a file system error is raised on every rank
+        if comm.rank != 0:
+            return []
+        try:
+            return write_homogenization(result, output)
+        except (OSError, RuntimeError) as exc:  # RuntimeError: DOLFINx's XDMF/HDF5 writer
+            for tmp in output.glob(".*tmp*") if output.is_dir() else []:
+                tmp.unlink(missing_ok=True)
+            raise ResourceError(f"cannot write the results to {output}: {os_error_cause(exc)}") from None
+
+    paths = collectively(comm, write, errors=(ResourceError,))
     if comm.rank == 0:
-        paths = write_homogenization(result, output)
         paths += _plot(output)
         print(format_report(result))
         print(f"\nwrote {', '.join(str(p) for p in paths)}")

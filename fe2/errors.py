@@ -49,10 +49,22 @@ class ResourceError(Fe2Error, OSError):
     exit_code = 4
 
 
+def os_error_cause(exc: BaseException) -> str:
+    """The cause of an OSError in a few words ("No space left on device"), also for h5py's
+    long multi-line messages; the first line of anything else."""
+    import os
+
+    errno = getattr(exc, "errno", None)
+    if isinstance(errno, int) and errno > 0:
+        return os.strerror(errno)
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return text.splitlines()[0][:200]
+
+
 def os_error_message(exc: OSError, path=None) -> str:
-    """One line naming the path and the cause of an OSError (no errno numbers, no traceback)."""
-    where = path if path is not None else (exc.filename or "")
-    cause = exc.strerror or str(exc) or type(exc).__name__
+    """One line naming the path and the cause of an OSError (no traceback)."""
+    where = path if path is not None else (getattr(exc, "filename", None) or "")
+    cause = os_error_cause(exc)
     return f"{where}: {cause}" if where else cause
 
 

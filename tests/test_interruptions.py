@@ -251,3 +251,23 @@ def test_full_disk_mid_run(tmp_path, tmpfs, reference, fe2_here):
     assert result.returncode == 0, result.stderr
     assert_same_history(history(out), history(reference))
     assert_fields_of_every_step(out, reference)
+
+
+def test_homogenize_into_a_read_only_or_full_file_system(tmp_path, tmpfs, fe2_here):
+    """`fe2 homogenize` (a load path: JSON, CSV and DOLFINx XDMF files): one line naming the
+    output, exit 4, no HDF5 diagnostics, no temporary file."""
+    config = tmp_path / "study.yaml"
+    config.write_text(yaml.safe_dump({
+        "physics": "elasticity", "mesh": {"file": str(Path(__file__).parents[1] / "meshes" / "inclusion_2d.msh")},
+        "phases": {"matrix": {"tag": 1, "law": "j2", "E": 3.5, "nu": 0.35, "sigma_y": 0.06},
+                   "fibre": {"tag": 2, "E": 72.0, "nu": 0.22}},
+        "load_path": {"strain": [[0.01, 0.0], [0.0, 0.0]], "steps": 2},
+    }))
+    with open(tmpfs / "filler", "wb") as fh:  # leave 8 kB: the CSV fits, the fields do not
+        fh.write(b"\0" * (2 * 1024 * 1024 - 8 * 1024))
+    out = tmpfs / "out"
+    assert_one_line_naming(fe2_here("homogenize", config, "-o", out), out)
+    assert not [p for p in tmpfs.rglob("*") if "tmp" in p.name]
+    (tmpfs / "filler").unlink()
+    assert subprocess.run(["mount", "-o", "remount,ro", str(tmpfs)]).returncode == 0
+    assert_one_line_naming(fe2_here("homogenize", config, "-o", tmpfs / "other"), tmpfs / "other")

@@ -291,10 +291,10 @@ def test_probes_write_the_rve_fields_whose_average_is_the_macro_stress(shared_tm
             assert probe["file"] == f"rve_{name}.xdmf" and (out / probe["file"]).is_file()
             cell = int(np.argmin(np.linalg.norm(macro_centroids - probe["point"], axis=1)))
             assert np.linalg.norm(macro_centroids[cell] - probe["point"]) < 1e-12  # the centroid
-            _, areas, rve_stress = last_cell_values(out / f"rve_{name}.h5", "stress")
+            _, areas, rve_stress = last_cell_values(out / f"rve_{name}.xdmf", "stress")
             average = areas @ rve_stress / areas.sum()
             np.testing.assert_allclose(average, macro_stress[cell], rtol=0, atol=1e-10 * np.abs(average).max())
-            _, _, p = last_cell_values(out / f"rve_{name}.h5", "equivalent_plastic_strain")
+            _, _, p = last_cell_values(out / f"rve_{name}.xdmf", "equivalent_plastic_strain")
             assert p.max() > 0
         assert summary["probes"]["corner"]["point"] != summary["probes"]["far"]["point"]
     # closed-form points have no RVE: refused naming the key

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from mpi4py import MPI
 
-from fe2.errors import InputError, ResourceError, collectively
+from fe2.errors import InputError, ResourceError, collectively, os_error_cause
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class OutputLock:
             if (self._read() or {}).get("token") != self.token:  # another run took it meanwhile
                 raise InputError(f"{directory} is in use by another fe2 run that started just now")
         except OSError as exc:
-            raise ResourceError(f"cannot use the output directory {directory}: {exc.strerror or exc}") from None
+            raise ResourceError(f"cannot use the output directory {directory}: {os_error_cause(exc)}") from None
 
     def acquire(self) -> None:
         """Take the lock (collective). Raises InputError if another run holds it, ResourceError

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from dolfinx import fem
 
-from fe2.errors import ResourceError, collectively
+from fe2.errors import ResourceError, collectively, os_error_cause
 from fe2.io.field_series import FieldSeries
 from fe2.macro.problem import MacroProblem
 from fe2.macro.stepping import StepRecord
@@ -44,7 +44,7 @@ def _atomic_write(path: Path, text: str) -> None:
             tmp.unlink(missing_ok=True)
         except OSError:
             pass
-        raise ResourceError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise ResourceError(f"cannot write {path}: {os_error_cause(exc)}") from None
 
 
 def _finite(value):

@@ -40,7 +40,7 @@ import numpy as np
 from mpi4py import MPI
 
 import fe2
-from fe2.errors import InputError, ResourceError
+from fe2.errors import InputError, ResourceError, os_error_cause
 from fe2.macro.problem import MacroProblem
 
 log = logging.getLogger(__name__)
@@ -173,13 +173,13 @@ def write_checkpoint(problem: MacroProblem, output: Path, meta: dict) -> Path | 
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
         except OSError as exc:
-            error = exc.strerror or str(exc)
+            error = os_error_cause(exc)
     error = comm.bcast(error)
     if not error:
         try:
             _write_bytes(tmp / f"rank-{comm.rank:05d}.pkl", pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL))
         except OSError as exc:
-            error = f"rank {comm.rank}: {exc.strerror or exc}"
+            error = f"rank {comm.rank}: {os_error_cause(exc)}"
         error = next((e for e in comm.allgather(error) if e), "")
     if not error and comm.rank == 0:
         try:
@@ -193,7 +193,7 @@ def write_checkpoint(problem: MacroProblem, output: Path, meta: dict) -> Path | 
                 if old != final:
                     shutil.rmtree(old, ignore_errors=True)
         except OSError as exc:
-            error = exc.strerror or str(exc)
+            error = os_error_cause(exc)
     error = comm.bcast(error)
     if error:
         if comm.rank == 0:
