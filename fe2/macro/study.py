@@ -9,10 +9,7 @@ iteration (concurrent). The log says which mode ran and why.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -26,18 +23,14 @@ from mpi4py import MPI
 import fe2
 from fe2.config.run import RunConfig
 from fe2.coupling.balanced_pool import BalancedRvePool
-from fe2.errors import (
-    ComputationError, Fe2Error, InputError, Interrupted, ResourceError, collectively, os_error_message,
-)
+from fe2.errors import ComputationError, Fe2Error, InputError, Interrupted, ResourceError, collectively
 from fe2.homogenization.study import check_phase_tags, load_rve_mesh
 from fe2.io.macro_output import MacroOutput
 from fe2.io.probes import RveProbes
 from fe2.io.progress import RunStatus
-from fe2.macro.checkpoint import (
-    check_compatible, checkpoint_root, latest_checkpoint, read_meta, restore_checkpoint, study_identity,
-    write_checkpoint,
-)
+from fe2.macro.checkpoint import study_identity, write_checkpoint
 from fe2.macro.problem import Dirichlet, MacroProblem, Traction
+from fe2.macro.resume import checkpoint_to_resume, existing_summary, start_writing
 from fe2.macro.stepping import StepRecord, run_load_steps
 from fe2.material_point import MaterialPoints
 from fe2.materials import AnisotropicLinearElastic
@@ -199,65 +192,6 @@ def _reactions(row: dict) -> dict[str, list[float]]:
     return forces
 
 
-def _checkpoint_to_resume(config: RunConfig, problem: MacroProblem, output: Path, restart: bool,
-                          identity: dict) -> dict | None:
-    """With ``restart``, check the newest complete checkpoint in ``output`` against the study,
-    restore it and return its meta data; else None. Reads only (collective)."""
-    comm = problem.comm
-    if not restart:
-        return None
-    path = comm.bcast(latest_checkpoint(output) if comm.rank == 0 else None)
-    if path is None:
-        if comm.rank == 0:
-            log.info("restart: no checkpoint in %s; starting from the beginning", output)
-        return None
-    meta = read_meta(path, comm)
-    check_compatible(meta, identity, config.load_factors, path)
-    restore_checkpoint(problem, path, meta)
-    if comm.rank == 0:
-        log.info("restart: continuing after step %d (load factor %.6g) from %s, written by %d rank(s)",
-                 meta["step"], meta["load_factor"], path, meta["ranks"])
-    return meta
-
-
-def _start_writing(output: Path, comm: MPI.Comm, *, fresh: bool, mesh_file: bytes | None) -> None:
-    """All checks passed: clear what an earlier run left (a fresh start) and write the
-    generated macro mesh (collective; file system errors -> ResourceError on every rank)."""
-
-    def write() -> None:
-        if comm.rank != 0:
-            return
-        try:
-            output.mkdir(parents=True, exist_ok=True)
-            if fresh:
-                shutil.rmtree(checkpoint_root(output), ignore_errors=True)
-                for name in ("summary.json", "history.csv"):  # of an earlier run (--overwrite)
-                    (output / name).unlink(missing_ok=True)
-                for stale in [*output.glob("*_from_step_*"), *output.glob(".*.tmp")]:
-                    shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
-            if mesh_file is not None and (fresh or not (output / "macro.msh").is_file()):
-                tmp = output / ".macro.msh.tmp"
-                tmp.write_bytes(mesh_file)
-                os.replace(tmp, output / "macro.msh")
-        except OSError as exc:
-            (output / ".macro.msh.tmp").unlink(missing_ok=True)
-            raise ResourceError(f"cannot write to {output}: {os_error_message(exc)}") from None
-
-    collectively(comm, write, errors=(ResourceError,))
-
-
-def _existing_summary(output: Path, comm: MPI.Comm, fallback: dict) -> dict:
-    """The summary.json of the finished run (rank 0's, broadcast), or ``fallback``."""
-    summary = None
-    if comm.rank == 0:
-        try:
-            summary = json.loads((output / "summary.json").read_text())
-        except (OSError, ValueError):
-            summary = None
-    summary = comm.bcast(summary)
-    return {**fallback, **(summary or {}), "nothing_to_do": True}
-
-
 def run_study(config: RunConfig, comm: MPI.Comm, output: Path, *, restart: bool = False,
               stop: StopRequest | None = None) -> dict:
     """Run a macro study, writing into ``output``; returns the summary (collective).
@@ -301,7 +235,7 @@ def _run(config: RunConfig, problem: MacroProblem, macro: MacroMesh, source: Cou
         log.info("macro mesh: %d cells, %d dofs, %d quadrature points on %d rank(s); %d load steps",
                  cells, dofs, points, comm.size, len(targets))
     identity = study_identity(config, comm)
-    resumed = _checkpoint_to_resume(config, problem, output, restart, identity)
+    resumed = checkpoint_to_resume(config, problem, output, restart, identity)
     done = resumed["step"] if resumed else 0
     summary = {
         "fe2_version": fe2.__version__,
@@ -316,7 +250,7 @@ def _run(config: RunConfig, problem: MacroProblem, macro: MacroMesh, source: Cou
         if comm.rank == 0:
             log.info("restart: every load step is done already; nothing to compute, nothing written")
         rows = resumed["history"]
-        return _existing_summary(output, comm, {
+        return existing_summary(output, comm, {
             **summary, "status": "completed", "completed_steps": len(rows),
             "newton_iterations": sum(int(r["newton_iterations"]) for r in rows),
             "rve_solves": sum(int(r["rve_solves"]) for r in rows), "wall_time": 0.0,
@@ -325,7 +259,7 @@ def _run(config: RunConfig, problem: MacroProblem, macro: MacroMesh, source: Cou
     if config.output.probes:
         suffix = "" if not done else f"_from_step_{done + 1}"
         probes = RveProbes(problem, config.output.probes, output, suffix)  # errors: the same on all ranks
-    _start_writing(output, comm, fresh=resumed is None, mesh_file=mesh_file)
+    start_writing(output, comm, fresh=resumed is None, mesh_file=mesh_file)
     writer = MacroOutput(
         problem, output, fields_every=config.output.fields_every, num_steps=len(targets),
         resume_after=done if resumed else None, rows=resumed["history"] if resumed else None, probes=probes,
