@@ -43,13 +43,19 @@ class StopRequest:
         try:
             yield self
         finally:
-            for s, handler in old.items():
-                signal.signal(s, handler)
+            _restore(old)
 
     def agreed(self, comm: MPI.Comm) -> str:
         """The name of the signal if any rank got one, else '' (collective)."""
         signum = comm.allreduce(self.signal or 0, op=MPI.MAX)
         return signal.Signals(signum).name if signum else ""
+
+
+def _restore(old: dict) -> None:
+    """Put back handlers saved from ``signal.signal`` (None: one installed outside Python,
+    which cannot be put back; the default action is)."""
+    for signum, handler in old.items():
+        signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
 
 
 def _interrupt(signum: int, frame) -> None:
@@ -67,5 +73,4 @@ def interrupt_on_signals():
     try:
         yield
     finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
+        _restore(old)

@@ -115,15 +115,15 @@ class OutputLock:
 
     def release(self, *, remove_empty_directory: bool = False) -> None:
         """Remove the lock if this run holds it (rank 0); optionally the directory this run
-        created, if nothing else is in it (a run refused before writing anything)."""
-        if not self.held or self.comm.rank != 0:
-            self.held = False
-            return
+        created, if nothing else is in it (a run refused before writing anything). Collective:
+        every rank returns after the removal."""
+        if self.held and self.comm.rank == 0:
+            try:
+                if (self._read() or {}).get("token") == self.token:
+                    self.path.unlink()
+                if remove_empty_directory and self.created_directory and not any(self.directory.iterdir()):
+                    self.directory.rmdir()
+            except OSError as exc:
+                log.warning("could not remove the lock %s: %s", self.path, exc)
         self.held = False
-        try:
-            if (self._read() or {}).get("token") == self.token:
-                self.path.unlink()
-            if remove_empty_directory and self.created_directory and not any(self.directory.iterdir()):
-                self.directory.rmdir()
-        except OSError as exc:
-            log.warning("could not remove the lock %s: %s", self.path, exc)
+        self.comm.barrier()

@@ -273,7 +273,8 @@ def _run(config: RunConfig, problem: MacroProblem, macro: MacroMesh, source: Cou
             if status_monitor is not None:
                 status_monitor(load_factor, iteration, norm)
             if name := stop.agreed(comm):
-                raise Interrupted(f"{name} during the load step to {load_factor:.6g}; the step was abandoned")
+                raise Interrupted(f"interrupted by {name} during the load step to {load_factor:.6g} (abandoned); "
+                                  "fe2 run --restart continues")
 
         problem.monitor = monitor
     checkpointed = [done if resumed else 0]
@@ -308,7 +309,7 @@ def _run(config: RunConfig, problem: MacroProblem, macro: MacroMesh, source: Cou
         if stop is not None and record.step < len(targets) and (name := stop.agreed(comm)):
             if every and checkpointed[0] != record.step:  # the step is complete: keep it
                 checkpoint(record)
-            raise Interrupted(f"{name} after load step {record.step}")
+            raise Interrupted(f"interrupted by {name} after load step {record.step}; fe2 run --restart continues")
 
     if resumed:
         summary["restarted_after_step"] = done
