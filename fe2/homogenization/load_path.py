@@ -13,34 +13,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fe2.errors import ComputationError, InputError
+from fe2.errors import ComputationError
 from fe2.io.rve_fields import Snapshot
 from fe2.material_point import MaterialPointFailure
 from fe2.rve.micro_solver import MicroSolver
-from fe2.rve.physics import Physics
+from fe2.physics import Physics
 from fe2.rve.pool import RvePool
-from fe2.tensors import to_mandel
 
 log = logging.getLogger(__name__)
 
 
 def macro_strain_vector(physics: Physics, value, *, key: str) -> np.ndarray:
-    """User input (tensor d x d, or vector for conduction) -> strain vector (n,)."""
-    array = np.asarray(value, dtype=float)
-    dim = physics.dim
-    if physics.name == "conduction":
-        if array.shape != (dim,):
-            raise InputError(f"{key}: expected a temperature gradient of {dim} components, got shape {array.shape}")
-        return array
-    if array.shape != (dim, dim):
-        raise InputError(f"{key}: expected a {dim} x {dim} tensor, got shape {array.shape}")
-    if physics.name == "finite_strain":
-        if np.linalg.det(array) <= 0:
-            raise InputError(f"{key}: the deformation gradient must have det F > 0")
-        return array.ravel()
-    if not np.allclose(array, array.T, rtol=0, atol=1e-14 * max(1.0, np.abs(array).max())):
-        raise InputError(f"{key}: the small-strain tensor must be symmetric")
-    return to_mandel(0.5 * (array + array.T))
+    """User input (tensor d x d, or a vector for conduction) -> strain vector (n,)."""
+    return physics.parse_strain(value, key=key)
 
 
 def macro_path(physics: Physics, load_path) -> list[np.ndarray]:

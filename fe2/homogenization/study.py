@@ -24,9 +24,8 @@ from fe2.rve.mesh_source import check_phase_tags, load_rve_mesh
 from fe2.rve.model import RveModel
 from fe2.rve.factory import make_rve_solver
 from fe2.rve.micro_solver import NewtonOptions
-from fe2.rve.physics import make_physics
+from fe2.physics import Physics, make_physics
 from fe2.rve.solver import SolveError
-from fe2.tensors import mandel_to_tensor
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +45,7 @@ class HomogenizationResult:
         bounds: {'voigt': C, 'reuss': C} (n, n) each, in the notation of the tensors.
         mesh: mesh facts (file, cells, nodes).
         mesh_content: the .msh file of a generated mesh (None if read from a file).
+        physics: the RVE's field problem (its components, e.g. with the temperature).
     """
 
     config: HomogenizeConfig
@@ -56,7 +56,22 @@ class HomogenizationResult:
     bounds: dict[str, np.ndarray]
     mesh: dict
     mesh_content: bytes | None = None
+    physics: Physics | None = None
     fields: RveFields | None = None  # writer of RVE fields (on rank 0)
+
+
+def phase_bounds(weights: list[float], tangents: list[np.ndarray], physics: Physics) -> dict[str, np.ndarray]:
+    """Voigt and Reuss bounds of the phases' reference tangents ``tangent(dim)``, in the
+    physics' notation; {} where they do not exist (a tangent that is not finite and positive
+    definite, e.g. a power law without regularisation, or a physics with a temperature
+    column)."""
+    n = physics.n_comp
+    for C in tangents:
+        if not np.isfinite(C).all() or np.linalg.eigvalsh(0.5 * (C + C.T)).min() <= 0:
+            return {}
+    bounds = {"voigt": voigt_bound(weights, tangents), "reuss": reuss_bound(weights, tangents)}
+    bounds = {k: physics.tangent_notation(C) for k, C in bounds.items()}
+    return bounds if all(C.shape == (n, n) for C in bounds.values()) else {}
 
 
 def run_homogenization(
@@ -69,8 +84,8 @@ def run_homogenization(
     rve_mesh, mesh_content = load_rve_mesh(config.mesh, comm)
     collectively(comm, lambda: check_phase_tags(config.phases, rve_mesh), errors=(InputError,))
     dim = rve_mesh.dim
-    physics = make_physics(config.physics, dim)
     materials = {phase.tag: phase.material() for phase in config.phases.values()}
+    physics = make_physics(config.physics, dim, materials.values())
     path = None
     if config.load_path is not None:
         path = collectively(comm, lambda: macro_path(physics, config.load_path), errors=(InputError,))
@@ -113,9 +128,7 @@ def run_homogenization(
     fractions = {name: tag_fractions[config.phases[name].tag] for name in names}
     tangents = [materials[config.phases[name].tag].tangent(dim) for name in names]
     weights = [fractions[name] for name in names]
-    bounds = {"voigt": voigt_bound(weights, tangents), "reuss": reuss_bound(weights, tangents)}
-    if physics.name == "finite_strain":  # the tangent dP/dF at F = I, row-major F components
-        bounds = {k: mandel_to_tensor(C).reshape(dim * dim, dim * dim) for k, C in bounds.items()}
+    bounds = phase_bounds(weights, tangents, physics)
     mesh = rve_mesh.mesh
     return HomogenizationResult(
         config=config,
@@ -132,4 +145,5 @@ def run_homogenization(
             "nodes": int(mesh.geometry.x.shape[0]),
         },
         mesh_content=mesh_content,
+        physics=physics,
     )

@@ -25,7 +25,6 @@ from fe2.macro.problem import MacroProblem
 from fe2.macro.stepping import StepRecord
 from fe2.io.probes import RveProbes
 from fe2.io.rve_fields import set_cell_values
-from fe2.tensors import from_mandel
 
 AXES = "xyz"
 #: How a per-point output becomes a cell value.
@@ -82,12 +81,13 @@ class MacroOutput:
         self.comm = problem.comm
         mesh, dim = problem.mesh, problem.mesh.geometry.dim
         self.dim = dim
-        V1 = fem.functionspace(mesh, ("Lagrange", 1, (dim,)))
-        self.displacement = fem.Function(V1, name="displacement")
+        physics = problem.physics
+        V1 = fem.functionspace(mesh, ("Lagrange", 1, physics.value_shape))
+        self.displacement = fem.Function(V1, name=physics.primary)  # the primary field
         self._interpolate = problem.forms.degree != 1
-        tensor = fem.functionspace(mesh, ("DG", 0, (3, 3)))
-        self.stress = fem.Function(tensor, name="stress")
-        self.strain = fem.Function(tensor, name="strain")
+        tensor = fem.functionspace(mesh, ("DG", 0, physics.output_shape))
+        self.stress = fem.Function(tensor, name=physics.stress_field)
+        self.strain = fem.Function(tensor, name=physics.strain_field)
         self.scalar_space = fem.functionspace(mesh, ("DG", 0))
         self.point_outputs: dict[str, fem.Function] = {}
         self.probes = probes
@@ -103,12 +103,9 @@ class MacroOutput:
         return np.einsum("cq,cq...->c...", dV, values) / dV.sum(axis=1).reshape(shape)
 
     def _tensor_cells(self, vectors: np.ndarray) -> np.ndarray:
-        """Cell-mean strain/stress vectors (cells, n) -> embedded 3 x 3 tensors, flat."""
-        dim = self.dim
-        tensors = from_mandel(vectors) if self.problem.physics.name == "elasticity" else vectors.reshape(len(vectors), dim, dim)
-        out = np.zeros((len(vectors), 3, 3))
-        out[:, :dim, :dim] = tensors
-        return out.reshape(len(vectors), 9)
+        """Cell-mean strain/stress vectors (cells, n) -> output values (3 x 3 tensors, or
+        vectors for conduction), flat per cell."""
+        return self.problem.physics.output_values(vectors).reshape(len(vectors), -1)
 
     def _set_cells(self, function: fem.Function, values: np.ndarray) -> None:
         """Write per-cell values (cells, ...) of the owned cells into a DG0 function."""

@@ -36,7 +36,7 @@ from fe2.convergence import converged, residual_terms
 from fe2.fem.quadrature_forms import QuadratureForms
 from fe2.material_point import MaterialPointFailure, MaterialPoints
 from fe2.rve.micro_solver import NewtonOptions
-from fe2.rve.physics import Physics
+from fe2.physics import Physics
 from fe2.rve.solver import DirectSolver, SolveError
 
 log = logging.getLogger(__name__)

@@ -32,7 +32,7 @@ from fe2.macro.resume import checkpoint_to_resume, existing_summary, start_writi
 from fe2.macro.stepping import StepRecord, run_load_steps
 from fe2.meshing.macro import MacroMesh, generate_macro_mesh, read_macro_mesh
 from fe2.rve.micro_solver import NewtonOptions
-from fe2.rve.physics import make_physics
+from fe2.physics import make_physics
 from fe2.stop import StopRequest
 
 log = logging.getLogger(__name__)
