@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from fe2.physics import PHYSICS_NAMES
 from fe2.config.base import ConfigModel, Limits, load_config
 from fe2.config.materials import Phase, check_law, check_phases, with_default_laws
 from fe2.config.rve import BATCH_DESCRIPTION, Batch, MeshSource, NewtonConfig, SolverOptions, existing_file
@@ -95,10 +96,10 @@ class _OnBoundary(ConfigModel):
 
 
 class DirichletConfig(_OnBoundary):
-    """Prescribed displacement (its value at load factor 1)."""
+    """Prescribed displacement, or temperature for conduction (its value at load factor 1)."""
 
     component: Literal["x", "y", "z", "all"] = Field("all", description="displacement component")
-    value: float = Field(0.0, description="displacement at load factor 1, length units")
+    value: float = Field(0.0, description="displacement (length units) or temperature at load factor 1")
 
 
 class TractionConfig(_OnBoundary):
@@ -179,8 +180,9 @@ RESTART_SAFE = ("steps", "parallel", "output", "checkpoint", "limits")
 class RunConfig(ConfigModel):
     """A macro (FE² or single-scale) study: `fe2 run`."""
 
-    physics: Literal["elasticity", "finite_strain"] = Field(
-        description="macro kinematics: small strain or finite strain (F = I + grad U)"
+    physics: Literal[PHYSICS_NAMES] = Field(  # type: ignore[valid-type]
+        description="macro field problem: small strain, finite strain (F = I + grad U), or "
+        "stationary conduction / Darcy flow (temperature T, -div q = s)"
     )
     macro: MacroOptions
     material: MaterialSource

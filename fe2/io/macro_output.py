@@ -151,7 +151,7 @@ class MacroOutput:
             "seconds": f"{record.seconds:.3f}",
         }
         for name, force in record.reactions.items():
-            for axis, value in zip(AXES, force):
+            for axis, value in zip(self.problem.physics.reaction_axes, force):
                 row[f"reaction_{name}_{axis}"] = repr(float(value))
         row.update(record.diagnostics)
         return row

@@ -134,7 +134,7 @@ class MacroProblem:
         for d in dirichlet:
             reaction = self.reaction_dofs.setdefault(d.boundary, [np.empty(0, dtype=np.int32)] * bs)
             for c in range(bs) if d.component is None else [d.component]:
-                Vc = self.V.sub(c)
+                Vc = self.V.sub(c) if self.V.num_sub_spaces else self.V
                 g = fem.Constant(mesh, 0.0)
                 dofs = fem.locate_dofs_topological(Vc, tdim - 1, d.facets)
                 self._bcs.append((fem.dirichletbc(g, dofs, Vc), g, d.value))
@@ -163,14 +163,18 @@ class MacroProblem:
             tags = dolfinx.mesh.meshtags(self.mesh, tdim - 1, facets[order], markers[order])
             ds = ufl.Measure("ds", domain=self.mesh, subdomain_data=tags)
             for i, t in enumerate(tractions):
-                terms.append(ufl.dot(fem.Constant(self.mesh, np.asarray(t.vector, float)), v) * ds(i + 1))
+                terms.append(ufl.inner(self._constant(t.vector), v) * ds(i + 1))
         if body_force is not None:
-            terms.append(ufl.dot(fem.Constant(self.mesh, np.asarray(body_force, float)), v) * ufl.dx)
+            terms.append(ufl.inner(self._constant(body_force), v) * ufl.dx)
         if not terms:
             return None
         f = assemble_vector(fem.form(sum(terms[1:], terms[0])))
         f.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
         return f
+
+    def _constant(self, values) -> fem.Constant:
+        """A load of the field's value shape (a vector, or a scalar for a temperature)."""
+        return fem.Constant(self.mesh, np.asarray(values, float).reshape(self.physics.value_shape))
 
     # ------------------------------------------------------------------ evaluation
 
@@ -197,7 +201,8 @@ class MacroProblem:
         """Size of the terms of the residual over all ranks (round-off floor; collective)."""
         forms = self.forms
         strain = self.macro_strains().reshape(forms.stress_qp.shape)
-        local = residual_terms(forms.tangent_qp, strain, forms.dV, dim=self.mesh.topology.dim)
+        s = self.physics.fluctuation_components  # the gradient part (not a macro temperature)
+        local = residual_terms(forms.tangent_qp[..., s, s], strain[..., s], forms.dV, dim=self.mesh.topology.dim)
         return float(np.sqrt(self.comm.allreduce(local**2, op=MPI.SUM)))
 
     def _assemble_residual(self, load_factor: float) -> None:

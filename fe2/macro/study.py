@@ -32,7 +32,7 @@ from fe2.macro.resume import checkpoint_to_resume, existing_summary, start_writi
 from fe2.macro.stepping import StepRecord, run_load_steps
 from fe2.meshing.macro import MacroMesh, generate_macro_mesh, read_macro_mesh
 from fe2.rve.micro_solver import NewtonOptions
-from fe2.physics import make_physics
+from fe2.physics import Physics, make_physics
 from fe2.stop import StopRequest
 
 log = logging.getLogger(__name__)
@@ -88,14 +88,18 @@ def _vector(values, dim: int, key: str) -> np.ndarray:
     return np.asarray(values, dtype=float)
 
 
-def supports_and_loads(config: RunConfig, macro: MacroMesh) -> tuple[list[Dirichlet], list[Traction], np.ndarray | None]:
-    dim = macro.dim
+def supports_and_loads(config: RunConfig, macro: MacroMesh, physics: Physics) -> tuple[list[Dirichlet], list[Traction], np.ndarray | None]:
+    """Dirichlet supports, surface loads and the volume load of the config; the loads have
+    as many components as the field (d for a displacement, 1 for a temperature: an inward
+    normal heat flux, a heat source)."""
+    dim = int(np.prod(physics.value_shape))
     dirichlet = []
     for i, bc in enumerate(config.boundary_conditions):
         key = f"boundary_conditions[{i}]"
         component = COMPONENTS[bc.component]
         if component is not None and component >= dim:
-            raise InputError(f"{key}.component: {bc.component!r} in a {dim}D mesh")
+            raise InputError(f"{key}.component: {bc.component!r} for a field of {dim} component(s)"
+                             + ("" if dim > 1 else " (use 'all')"))
         dirichlet.append(Dirichlet(bc.label, _facets(macro, bc, key), component, bc.value))
     tractions = [
         Traction(t.label, _facets(macro, t, f"loads.tractions[{i}]"), _vector(t.traction, dim, f"loads.tractions[{i}].traction"))
@@ -103,6 +107,16 @@ def supports_and_loads(config: RunConfig, macro: MacroMesh) -> tuple[list[Dirich
     ]
     body = config.loads.body_force
     return dirichlet, tractions, (None if body is None else _vector(body, dim, "loads.body_force"))
+
+
+def material_laws(config: RunConfig) -> list:
+    """Every phase law of the config's material source (they decide optional components of
+    the physics, e.g. the temperature)."""
+    material = config.material
+    phases = [material.law] if material.law is not None else []
+    phases += list((material.phases or {}).values())
+    phases += list(material.rve.phases.values()) if material.rve is not None else []
+    return [p.material() for p in phases]
 
 
 def _reactions(row: dict) -> dict[str, list[float]]:
@@ -127,8 +141,9 @@ def run_study(config: RunConfig, comm: MPI.Comm, output: Path, *, restart: bool 
     """
     start = time.perf_counter()
     macro, mesh_file = load_macro_mesh(config, comm)
-    physics = make_physics(config.physics, macro.dim)
-    dirichlet, tractions, body = collectively(comm, lambda: supports_and_loads(config, macro), errors=(InputError,))
+    physics = make_physics(config.physics, macro.dim, material_laws(config))
+    dirichlet, tractions, body = collectively(comm, lambda: supports_and_loads(config, macro, physics),
+                                              errors=(InputError,))
     stability = StabilityMonitor(config, comm, macro.dim)  # a lattice of the wrong dimension: InputError
     source = coupling(config, macro, physics, comm)
     if comm.rank == 0:

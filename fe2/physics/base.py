@@ -51,6 +51,8 @@ class Physics(ABC):
     #: Names of the strain and stress fields in field files.
     strain_field: str = "strain"
     stress_field: str = "stress"
+    #: One-letter suffixes of the reaction columns, one per field component.
+    reaction_axes: str = "xyz"
 
     def __init__(self, dim: int):
         if dim not in (2, 3):

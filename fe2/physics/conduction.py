@@ -31,6 +31,7 @@ class Conduction(Physics):
     flux_name = "heat flux"
     strain_field = "gradient"
     stress_field = "flux"
+    reaction_axes = "q"  # reaction_<boundary>_q: the heat flow into the body through it
 
     def __init__(self, dim: int, *, temperature: bool = False):
         super().__init__(dim)
