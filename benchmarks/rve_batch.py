@@ -150,9 +150,11 @@ def main() -> None:
             floor_mumps = (factorizations * f["mumps_factorize"] + rhs * f["mumps_solve"]) / solves
             print(f"{name:8} {model.num_dofs:7d} {points:4d} {newton:12.2f} {1e3 * t_point / solves:15.3f} "
                   f"{1e3 * t_batched / solves:13.3f} {t_point / t_batched:9.2f} {1e3 * floor:11.3f} "
-                  f"{t_batched / solves / floor:14.2f} {1e3 * floor_mumps:17.3f}")
-            parts = {k: v / solves * 1e3 for k, v in batched.timings.items()}
-            print("         batched, ms per solve: " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(parts.items())))
+                  f"{t_batched / solves / floor:14.2f} {1e3 * floor_mumps:17.3f}", flush=True)
+            total = sum(batched.timings.values())
+            parts = {k: 100 * v / total for k, v in batched.timings.items()}
+            print("         batched, share of the solver's time: "
+                  + ", ".join(f"{k} {v:.0f} %" for k, v in sorted(parts.items(), key=lambda kv: -kv[1])), flush=True)
 
 
 if __name__ == "__main__":
