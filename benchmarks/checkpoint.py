@@ -45,7 +45,7 @@ def main() -> None:
     comm = MPI.COMM_WORLD
     logging.basicConfig(level=logging.WARNING)
     config = load_run_config(args.config)
-    targets = config.load_factors
+    targets = config.times
     half = config.model_copy(update={"steps": targets[: len(targets) // 2]})
     writes, restores = [], []
     timed(study, "write_checkpoint", writes)

@@ -17,7 +17,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import dolfinx
 import numpy as np
 from mpi4py import MPI
 
@@ -32,8 +31,9 @@ from fe2.io.progress import RunStatus
 from fe2.macro.checkpoint import (
     check_compatible, checkpoint_root, latest_checkpoint, read_meta, restore_checkpoint, write_checkpoint,
 )
-from fe2.macro.problem import Dirichlet, MacroProblem, Traction
+from fe2.macro.problem import MacroProblem
 from fe2.macro.stepping import StepRecord, run_load_steps
+from fe2.macro.supports import supports_and_loads
 from fe2.material_point import MaterialPoints
 from fe2.materials import AnisotropicLinearElastic
 from fe2.materials.points import LawPoints, PhasePoints
@@ -46,9 +46,6 @@ from fe2.rve.pool import RvePool
 
 log = logging.getLogger(__name__)
 
-COMPONENTS = {"x": 0, "y": 1, "z": 2, "all": None}
-
-
 @dataclass
 class Coupling:
     """How the macro points get their stress: the factory and a description for the log."""
@@ -58,69 +55,19 @@ class Coupling:
     reason: str
 
 
-def load_macro_mesh(config: RunConfig, comm: MPI.Comm, output: Path) -> MacroMesh:
-    """Read, or generate (rank 0, saved as output/macro.msh) and read, the macro mesh."""
+def load_macro_mesh(config: RunConfig, comm: MPI.Comm) -> tuple[MacroMesh, bytes | None]:
+    """Read, or generate (rank 0) and read, the macro mesh; with the generated .msh file's
+    content on rank 0 (saved as output/macro.msh once the study's checks passed)."""
     source = config.macro.mesh
     try:
         if source.file is not None:
-            return read_macro_mesh(source.file, comm)
+            return read_macro_mesh(source.file, comm), None
         with tempfile.TemporaryDirectory(prefix="fe2-") as tmp:
             mesh = generate_macro_mesh(source.generate, comm, directory=tmp, filename="macro.msh")
-            if comm.rank == 0:
-                output.mkdir(parents=True, exist_ok=True)
-                shutil.copy(Path(tmp) / "macro.msh", output / "macro.msh")
-            return mesh
+            return mesh, (Path(tmp) / "macro.msh").read_bytes() if comm.rank == 0 else None
     except (ValueError, OSError, RuntimeError) as exc:
         key = "macro.mesh.file" if source.file is not None else "macro.mesh.generate"
         raise InputError(f"{key}: {exc}") from None
-
-
-def _facets(macro: MacroMesh, selector, key: str) -> np.ndarray:
-    """Local boundary facets of a config selector (named group or plane); none anywhere -> error."""
-    mesh = macro.mesh
-    if selector.boundary is not None:
-        if selector.boundary not in macro.boundaries:
-            raise InputError(
-                f"{key}.boundary: the mesh has no boundary {selector.boundary!r} "
-                f"(it has {sorted(macro.boundaries)})"
-            )
-        facets = macro.facets(selector.boundary)
-    else:
-        axis = "xyz".index(selector.plane.axis)
-        if axis >= macro.dim:
-            raise InputError(f"{key}.plane.axis: {selector.plane.axis!r} in a {macro.dim}D mesh")
-        x = mesh.geometry.x
-        extent = mesh.comm.allreduce(float(np.ptp(x, axis=0).max()) if len(x) else 0.0, op=MPI.MAX)
-        value = selector.plane.value
-        facets = dolfinx.mesh.locate_entities_boundary(
-            mesh, macro.dim - 1, lambda p: np.abs(p[axis] - value) <= 1e-8 * extent
-        )
-    if mesh.comm.allreduce(len(facets), op=MPI.SUM) == 0:
-        raise InputError(f"{key}: selects no boundary facet of the mesh")
-    return facets.astype(np.int32)
-
-
-def _vector(values, dim: int, key: str) -> np.ndarray:
-    if len(values) != dim:
-        raise InputError(f"{key}: expected {dim} components, got {len(values)}")
-    return np.asarray(values, dtype=float)
-
-
-def supports_and_loads(config: RunConfig, macro: MacroMesh) -> tuple[list[Dirichlet], list[Traction], np.ndarray | None]:
-    dim = macro.dim
-    dirichlet = []
-    for i, bc in enumerate(config.boundary_conditions):
-        key = f"boundary_conditions[{i}]"
-        component = COMPONENTS[bc.component]
-        if component is not None and component >= dim:
-            raise InputError(f"{key}.component: {bc.component!r} in a {dim}D mesh")
-        dirichlet.append(Dirichlet(bc.label, _facets(macro, bc, key), component, bc.value))
-    tractions = [
-        Traction(t.label, _facets(macro, t, f"loads.tractions[{i}]"), _vector(t.traction, dim, f"loads.tractions[{i}].traction"))
-        for i, t in enumerate(config.loads.tractions)
-    ]
-    body = config.loads.body_force
-    return dirichlet, tractions, (None if body is None else _vector(body, dim, "loads.body_force"))
 
 
 def coupling(config: RunConfig, macro: MacroMesh, physics: Physics, comm: MPI.Comm) -> Coupling:
@@ -200,11 +147,11 @@ def _resume(config: RunConfig, problem: MacroProblem, output: Path, restart: boo
     path = comm.bcast(latest_checkpoint(output) if comm.rank == 0 else None)
     if restart and path is not None:
         meta = read_meta(path, comm)
-        check_compatible(meta, config.study_identity(), config.load_factors, path)
+        check_compatible(meta, config.study_identity(), config.times, path, config.amplitude_tables())
         restore_checkpoint(problem, path, meta)
         if comm.rank == 0:
-            log.info("restart: continuing after step %d (load factor %.6g) from %s, written by %d rank(s)",
-                     meta["step"], meta["load_factor"], path, meta["ranks"])
+            log.info("restart: continuing after step %d (t = %.6g) from %s, written by %d rank(s)",
+                     meta["step"], meta["time"], path, meta["ranks"])
         return meta
     if comm.rank == 0:
         if restart:
@@ -223,7 +170,7 @@ def run_study(config: RunConfig, comm: MPI.Comm, output: Path, *, restart: bool 
     number of ranks.
     """
     start = time.perf_counter()
-    macro = load_macro_mesh(config, comm, output)
+    macro, mesh_file = load_macro_mesh(config, comm)
     physics = make_physics(config.physics, macro.dim)
     dirichlet, tractions, body = collectively(comm, lambda: supports_and_loads(config, macro), errors=(InputError,))
     source = coupling(config, macro, physics, comm)
@@ -234,15 +181,19 @@ def run_study(config: RunConfig, comm: MPI.Comm, output: Path, *, restart: bool 
         macro.mesh, physics, config.macro.degree, source.make_points,
         dirichlet=dirichlet, tractions=tractions, body_force=body,
         newton=NewtonOptions(**solver.newton.model_dump()), petsc_options=solver.petsc_options,
+        predictor=solver.predictor, line_search=solver.line_search,
     )
-    targets = config.load_factors
+    targets = config.times
+    problem.loading.check(targets)  # every value finite at every step time, or exit 2 now
     points = comm.allreduce(problem.num_points, op=MPI.SUM)
     cells = macro.mesh.topology.index_map(macro.dim).size_global
     dofs = problem.V.dofmap.index_map.size_global * problem.V.dofmap.index_map_bs
     if comm.rank == 0:
-        log.info("macro mesh: %d cells, %d dofs, %d quadrature points on %d rank(s); %d load steps",
-                 cells, dofs, points, comm.size, len(targets))
+        log.info("macro mesh: %d cells, %d dofs, %d quadrature points on %d rank(s); %d steps to t = %g",
+                 cells, dofs, points, comm.size, len(targets), targets[-1])
     output.mkdir(parents=True, exist_ok=True)
+    if mesh_file is not None and comm.rank == 0:
+        (output / "macro.msh").write_bytes(mesh_file)
     resumed = _resume(config, problem, output, restart)
     done = resumed["step"] if resumed else 0
     field_files = resumed["field_files"] if resumed else []
@@ -262,23 +213,37 @@ def run_study(config: RunConfig, comm: MPI.Comm, output: Path, *, restart: bool 
     every = config.checkpoint.every
     status = RunStatus.attach(problem, len(targets), done, start)  # live line on a terminal
 
+    stats = getattr(problem.points, "statistics", None)  # RVE pools: work per rank
+    work_before = [stats["seconds"] if stats is not None else 0.0]
+    rebalance = config.parallel.balancing == "dynamic" and hasattr(problem.points, "rebalance")
+
     def progress(record: StepRecord) -> None:
+        if source.mode == "concurrent":
+            record.rve_solves = record.point_evaluations
+        if stats is not None:
+            work = np.array(comm.allgather(stats["seconds"] - work_before[0]))
+            record.imbalance = float(work.max() / work.mean()) if work.mean() > 0 else 1.0
+        if rebalance:
+            problem.points.rebalance()
+            record.moved_points = problem.points.moved
+        if stats is not None:
+            work_before[0] = stats["seconds"]
         if status is not None:
             status.step_done(record.step)
         writer.write_step(record)
         if every and (record.step % every == 0 or record.step == len(targets)):
             write_checkpoint(problem, output, {
-                "step": record.step, "load_factor": record.load_factor,
-                "completed_targets": targets[: record.step], "history": writer.rows,
+                "step": record.step, "time": record.time, "completed_times": targets[: record.step],
+                "amplitudes": config.amplitude_tables(), "history": writer.rows,
                 "field_files": field_files, "study": config.study_identity(),
             })
         if comm.rank == 0:
             elapsed = time.perf_counter() - start
             remaining = elapsed / (record.step - done) * (len(targets) - record.step)
             log.info(
-                "step %d/%d  load %.4g  Newton %d (|R| %.2e)%s  RVE solves %d, failures %d  "
+                "step %d/%d  t %.4g  Newton %d (|R| %.2e)%s  RVE solves %d, failures %d  "
                 "imbalance %.2f%s  %.1f s  elapsed %.0f s  ETA %.0f s",
-                record.step, len(targets), record.load_factor, record.newton_iterations,
+                record.step, len(targets), record.time, record.newton_iterations,
                 record.residual_norm,
                 f"  cut-backs {record.cutbacks}" if record.cutbacks else "",
                 record.rve_solves, record.rve_failures, record.imbalance,
@@ -301,10 +266,7 @@ def run_study(config: RunConfig, comm: MPI.Comm, output: Path, *, restart: bool 
         summary["probes"] = probes.located
     failure: ComputationError | None = None
     try:
-        run_load_steps(
-            problem, targets, max_cutbacks=solver.max_cutbacks, on_step=progress,
-            rebalance=config.parallel.balancing == "dynamic", start=done,
-        )
+        run_load_steps(problem, targets, max_cutbacks=solver.max_cutbacks, on_step=progress, start=done)
         summary["status"] = "completed"
     except ComputationError as exc:  # raised on every rank: the summary below is collective
         summary.update(status="failed", error=str(exc))
@@ -318,7 +280,6 @@ def run_study(config: RunConfig, comm: MPI.Comm, output: Path, *, restart: bool 
         final_reactions=_reactions(writer.rows[-1]) if writer.rows else {},
         wall_time=time.perf_counter() - start,
     )
-    stats = getattr(problem.points, "statistics", None)
     if stats is not None:  # RVE pool: totals over all ranks
         totals = {k: comm.allreduce(v, op=MPI.SUM) for k, v in stats.items()}
         rank_seconds = comm.allgather(stats["seconds"])
