@@ -15,7 +15,7 @@ from fe2.config.loading import (
 )
 from fe2.config.materials import Phase, check_law, check_phases, with_default_laws
 from fe2.config.rve import MeshSource, NewtonConfig, SolverOptions, existing_file
-from fe2.meshing.macro import MacroMeshSpec
+from fe2.meshing.macro_specs import MacroMeshSpec
 
 
 class MacroMeshSource(ConfigModel):
