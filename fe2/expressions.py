@@ -141,6 +141,8 @@ def _compile(node: ast.AST) -> Node:
 
         return conditional
     if isinstance(node, ast.Call):
+        if isinstance(node.func, ast.Attribute):
+            raise ExpressionError(f"attribute access ({ast.unparse(node.func)}) is not allowed")
         if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
             what = node.func.id if isinstance(node.func, ast.Name) else ast.unparse(node.func)
             raise ExpressionError(f"unknown function {what!r} (allowed: {', '.join(FUNCTIONS)})")

@@ -77,14 +77,14 @@ AmplitudeTable = list[tuple[float, float]]
 def check_amplitudes(tables: dict[str, AmplitudeTable]) -> dict[str, AmplitudeTable]:
     for name, table in tables.items():
         if name in BUILTIN_AMPLITUDES:
-            raise ValueError(f"{name}: '{name}' is a built-in amplitude; choose another name")
+            raise ValueError(f"amplitudes.{name}: '{name}' is a built-in amplitude; choose another name")
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", name):
-            raise ValueError(f"{name!r}: use letters, digits, '_' and '-'")
+            raise ValueError(f"amplitudes: name {name!r}: use letters, digits, '_' and '-'")
         if not table:
-            raise ValueError(f"{name}: give at least one [time, factor] point")
+            raise ValueError(f"amplitudes.{name}: give at least one [time, factor] point")
         times = [t for t, _ in table]
         if times[0] < 0 or any(b <= a for a, b in zip(times, times[1:])):
-            raise ValueError(f"{name}: times must be >= 0 and increasing (got {times})")
+            raise ValueError(f"amplitudes.{name}: times must be >= 0 and increasing (got {times})")
     return tables
 
 

@@ -130,6 +130,11 @@ class DirichletConfig(_OnBoundary):
     def depends_on_time(self) -> bool:
         return uses_time(self.rotation.angle if self.rotation is not None else self.value)
 
+    def is_zero(self) -> bool:
+        """A fixed support: the value is 0 (numbers only, no rotation)."""
+        values = self.value if isinstance(self.value, list) else [self.value]
+        return self.rotation is None and all(not isinstance(v, str) and v == 0 for v in values)
+
 
 class TractionConfig(_OnBoundary):
     """Surface traction (force per area) times an amplitude."""
@@ -301,10 +306,27 @@ class RunConfig(ConfigModel):
         points = [t for table in self.amplitudes.values() for t, _ in table]
         return step_times(self.steps, self.resolved_end_time, points)
 
-    def amplitude_tables(self) -> dict[str, list[list[float]]]:
-        """Every amplitude by name, with the built-in ramp (0 at 0, 1 at T) and constant."""
+    def amplitude_names(self) -> list[str]:
+        """The amplitude of every prescribed value, in order: dirichlet (but zero values),
+        tractions, body force (default: ramp, or constant for a value that depends on t)."""
+        def name(given: str | None, depends_on_time: bool) -> str:
+            return given if given is not None else ("constant" if depends_on_time else "ramp")
+
+        names = [name(bc.amplitude, bc.depends_on_time()) for bc in self.boundary_conditions
+                 if bc.amplitude is not None or not bc.is_zero()]
+        names += [name(t.amplitude, t.depends_on_time()) for t in self.loads.tractions]
+        if self.loads.body_force is not None:
+            names.append(name(self.loads.body_force_amplitude, uses_time(self.loads.body_force)))
+        return names
+
+    def amplitude_tables(self, *, used: bool = True) -> dict[str, list[list[float]]]:
+        """The amplitudes by name: the built-in ramp (0 at 0, 1 at T) and constant, and the
+        tables of ``amplitudes``; ``used``: only those a nonzero value uses."""
         tables = {"ramp": [[0.0, 0.0], [self.resolved_end_time, 1.0]], "constant": [[0.0, 1.0]]}
-        return {**tables, **{k: [list(p) for p in v] for k, v in self.amplitudes.items()}}
+        tables.update({k: [list(p) for p in v] for k, v in self.amplitudes.items()})
+        if not used:
+            return tables
+        return {name: tables[name] for name in dict.fromkeys(self.amplitude_names())}
 
 
 def load_run_config(path: str | Path) -> RunConfig:

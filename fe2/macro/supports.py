@@ -59,7 +59,7 @@ def amplitude(config: RunConfig, name: str | None, depends_on_time: bool) -> Amp
     """The named amplitude; by default the ramp, or constant 1 for a value that depends on t."""
     if name is None:
         name = "constant" if depends_on_time else "ramp"
-    return amplitude_from_table(name, config.amplitude_tables()[name])
+    return amplitude_from_table(name, config.amplitude_tables(used=False)[name])
 
 
 def supports_and_loads(config: RunConfig, macro: MacroMesh) -> tuple[list[Dirichlet], list[Traction], Components | None]:
