@@ -29,6 +29,7 @@ from fe2.config.run import (
     RveSource,
     TractionConfig,
 )
+from fe2.config.loading import RotationConfig, StepIncrement
 from fe2.meshing.macro import MACRO_MESH_SPECS
 from fe2.meshing.specs import MESH_SPECS
 
@@ -38,6 +39,7 @@ MODELS = [
     *PHASE_MODELS, *MESH_SPECS.values(),
     RunConfig, MacroOptions, MacroMeshSource, MaterialSource, RveSource, DirichletConfig,
     TractionConfig, LoadsConfig, Plane, MacroSolver, OutputConfig, ParallelConfig, CheckpointConfig,
+    RotationConfig, StepIncrement,
     *MACRO_MESH_SPECS.values(),
 ]
 

@@ -184,15 +184,19 @@ class MacroProblem:
 
     # ------------------------------------------------------------------ residual
 
-    def _assemble_residual(self) -> tuple[float, float]:
-        """R = F_int - F_ext at the present U; (norm of R, norm of R on the free dofs).
-        Leaves R with its Dirichlet rows zeroed."""
+    def _assemble_full_residual(self) -> None:
+        """R = F_int - F_ext at the present U and the applied time, every row."""
         with self.R.localForm() as local:
             local.set(0.0)
         assemble_vector(self.R, self.forms.internal_force)
         self.R.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
         if self.f_ext is not None:
             self.R.axpy(-1.0, self.f_ext)
+
+    def _assemble_residual(self) -> tuple[float, float]:
+        """R at the present U; (norm of R, norm of R on the free dofs). Leaves R with its
+        Dirichlet rows zeroed."""
+        self._assemble_full_residual()
         full = self.R.norm()
         self.R.array[self._constrained] = 0.0
         return full, self.R.norm()
@@ -346,12 +350,7 @@ class MacroProblem:
         x on an edge pulled in +x; zero along the free direction of a roller); summed over
         ranks (collective).
         """
-        with self.R.localForm() as local:
-            local.set(0.0)
-        assemble_vector(self.R, self.forms.internal_force)
-        self.R.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-        if self.f_ext is not None:
-            self.R.axpy(-1.0, self.f_ext)
+        self._assemble_full_residual()
         values = self.R.array_r
         return {
             name: np.array([self.comm.allreduce(float(values[d].sum()), op=MPI.SUM) for d in dofs])
