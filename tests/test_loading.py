@@ -160,7 +160,7 @@ def test_quadratic_expression_boundary_values_give_the_exact_solution():
 # ---------------------------------------------------------------------- robust Newton
 
 
-def strip_problem(nx, ny, *, predictor=True, line_search="backtracking"):
+def strip_problem(nx, ny, *, predictor=True, line_search="secant"):
     domain = dmesh.create_rectangle(comm, [[0.0, 0.0], [2.0, 1.0]], [nx, ny])
     left = dmesh.locate_entities_boundary(domain, 1, lambda x: np.isclose(x[0], 0.0))
     right = dmesh.locate_entities_boundary(domain, 1, lambda x: np.isclose(x[0], 2.0))
@@ -178,7 +178,7 @@ def test_strip_pulled_into_plasticity_needs_no_cutback(cells):
     the old Newton needed 5 and 31 cut-backs; with the predictor and the line search: none,
     and at most 10 iterations per step -- also with either of the two alone."""
     records = {}
-    for variant in [(True, "backtracking"), (True, "off"), (False, "backtracking"), (False, "off")]:
+    for variant in [(True, "secant"), (True, "off"), (False, "backtracking"), (False, "secant"), (False, "off")]:
         if variant == (False, "off") and cells == (32, 16):
             continue  # the old method: 827 iterations, checked on the small strip only
         problem = strip_problem(*cells, predictor=variant[0], line_search=variant[1])
@@ -193,7 +193,7 @@ def test_strip_pulled_into_plasticity_needs_no_cutback(cells):
         assert all(r.cutbacks == 0 and r.newton_iterations <= 10 for r in steps), (variant, [
             (r.cutbacks, r.newton_iterations) for r in steps])
     # The same answer (no cut-back: the same load path) from every robust variant.
-    reference = records[(True, "backtracking")][-1].reactions["right"]
+    reference = records[(True, "secant")][-1].reactions["right"]
     for variant, steps in records.items():
         if variant != (False, "off"):
             np.testing.assert_allclose(steps[-1].reactions["right"], reference, rtol=1e-7)

@@ -175,7 +175,7 @@ class MacroSolver(ConfigModel):
         "linearised problem with the boundary increment as a lifting",
     )
     line_search: Literal["backtracking", "secant", "off"] = Field(
-        "backtracking", description="line search on the macro residual (Newton iterations after the predictor)"
+        "secant", description="line search on the macro residual (Newton iterations after the predictor)"
     )
 
 

@@ -111,7 +111,7 @@ class MacroProblem:
         newton: NewtonOptions = NewtonOptions(),
         petsc_options: dict[str, Any] | None = None,
         predictor: bool = True,
-        line_search: str = "backtracking",
+        line_search: str = "secant",
     ):
         if line_search not in LINE_SEARCHES:
             raise ValueError(f"line_search must be one of {LINE_SEARCHES}, got {line_search!r}")
