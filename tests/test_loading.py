@@ -16,7 +16,7 @@ from fe2.macro.problem import MacroProblem
 from fe2.macro.stepping import run_load_steps
 from fe2.materials import J2Plasticity, LinearElastic, NeoHookean
 from fe2.materials.points import LawPoints
-from fe2.rve.newton import NewtonOptions
+from fe2.rve.micro_solver import NewtonOptions
 from fe2.rve.physics import make_physics
 from fe2.tensors import isotropic_stiffness, lame_parameters
 
@@ -298,7 +298,7 @@ def test_cyclic_fe2_plate_balances_work_dissipation_and_stored_energy(make_mesh)
     macro work over the closed cycle equals the change of the RVE-averaged stored energy
     plus the RVE-averaged dissipation, to second order in the step (Hill-Mandel)."""
     from fe2.rve.model import RveModel
-    from fe2.rve.newton import RveSolver
+    from fe2.rve.factory import make_rve_solver
     from fe2.rve.pool import RvePool
 
     rve = make_mesh(type="inclusion_2d", volume_fraction=0.3, mesh_size=0.15)
@@ -322,7 +322,7 @@ def test_cyclic_fe2_plate_balances_work_dissipation_and_stored_energy(make_mesh)
         per_point /= model.volume
         return comm.allreduce(problem.forms.dV.ravel() @ per_point, op=MPI.SUM)
 
-    solver = RveSolver(model, "periodic", newton=NewtonOptions(rtol=1e-12))
+    solver = make_rve_solver(model, "periodic", newton=NewtonOptions(rtol=1e-12))
     runs = {}
     for h in (0.125, 0.0625):
         problem, times = cyclic_plate(lambda m: RvePool(solver, m), h, value=0.02, cells=(1, 1))

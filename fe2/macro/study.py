@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Callable
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +20,8 @@ from mpi4py import MPI
 
 import fe2
 from fe2.config.run import RunConfig
-from fe2.coupling.balanced_pool import BalancedRvePool
+from fe2.coupling.factory import coupling
 from fe2.errors import ComputationError, InputError, collectively
-from fe2.homogenization.study import check_phase_tags, load_rve_mesh
 from fe2.io.macro_output import MacroOutput
 from fe2.io.probes import RveProbes
 from fe2.io.progress import RunStatus
@@ -34,26 +31,11 @@ from fe2.macro.checkpoint import (
 from fe2.macro.problem import MacroProblem
 from fe2.macro.stepping import StepRecord, run_load_steps
 from fe2.macro.supports import supports_and_loads
-from fe2.material_point import MaterialPoints
-from fe2.materials import AnisotropicLinearElastic
-from fe2.materials.points import LawPoints, PhasePoints
 from fe2.meshing.macro import MacroMesh, generate_macro_mesh, read_macro_mesh
-from fe2.rve.effective import effective_tensor
-from fe2.rve.model import RveModel
-from fe2.rve.newton import NewtonOptions, RveSolver
-from fe2.rve.physics import Physics, make_physics
-from fe2.rve.pool import RvePool
+from fe2.rve.micro_solver import NewtonOptions
+from fe2.rve.physics import make_physics
 
 log = logging.getLogger(__name__)
-
-@dataclass
-class Coupling:
-    """How the macro points get their stress: the factory and a description for the log."""
-
-    make_points: Callable[[int], MaterialPoints]
-    mode: str
-    reason: str
-
 
 def load_macro_mesh(config: RunConfig, comm: MPI.Comm) -> tuple[MacroMesh, bytes | None]:
     """Read, or generate (rank 0) and read, the macro mesh; with the generated .msh file's
@@ -68,67 +50,6 @@ def load_macro_mesh(config: RunConfig, comm: MPI.Comm) -> tuple[MacroMesh, bytes
     except (ValueError, OSError, RuntimeError) as exc:
         key = "macro.mesh.file" if source.file is not None else "macro.mesh.generate"
         raise InputError(f"{key}: {exc}") from None
-
-
-def coupling(config: RunConfig, macro: MacroMesh, physics: Physics, comm: MPI.Comm) -> Coupling:
-    """The material-point factory of the config's material source (collective)."""
-    material, dim, n = config.material, macro.dim, physics.n_comp
-    if material.law is not None:
-        law = material.law.material()
-        return Coupling(lambda m: LawPoints(law, m, dim=dim, n_comp=n), "law", f"closed-form {material.law.law} law")
-    if material.phases is not None:
-        laws = {p.tag: p.material() for p in material.phases.values()}
-        tags = macro.cell_tags
-        cells = macro.mesh.topology.index_map(dim).size_local
-        cell_tag = np.zeros(cells, dtype=np.int32)
-        cell_tag[tags.indices[tags.indices < cells]] = tags.values[tags.indices < cells]
-        missing = sorted(set(np.unique(cell_tag).tolist()) - set(laws))
-        if comm.allreduce(len(missing), op=MPI.MAX):
-            raise InputError(f"material.phases: macro cells with tags {missing} have no law")
-        return Coupling(
-            lambda m: PhasePoints(laws, np.repeat(cell_tag, m // max(cells, 1)), dim=dim, n_comp=n),
-            "phases", "closed-form laws per macro cell tag",
-        )
-    rve = material.rve
-    rve_mesh, _ = load_rve_mesh(rve.mesh, comm, key="material.rve.mesh")
-    collectively(comm, lambda: check_phase_tags(rve.phases, rve_mesh, key="material.rve.phases"), errors=(InputError,))
-    laws = {p.tag: p.material() for p in rve.phases.values()}
-    if rve_mesh.dim != dim:
-        raise InputError(f"material.rve.mesh: a {rve_mesh.dim}D RVE for a {dim}D macro mesh")
-    model = RveModel(rve_mesh.mesh, rve_mesh.cell_tags, physics, laws, degree=rve.degree)
-    nonlinear = [name for name, p in rve.phases.items() if not laws[p.tag].is_linear]
-    linear_small = not nonlinear and physics.name == "elasticity"
-    mode = rve.coupling
-    if mode == "auto":
-        mode = "hierarchical" if linear_small else "concurrent"
-        why = (
-            "every RVE phase is linear at small strain: the effective tensor is computed once"
-            if linear_small
-            else (f"RVE phases {nonlinear} are nonlinear" if nonlinear else "finite strain")
-            + ": an RVE solve per macro point and Newton iteration"
-        )
-    elif mode == "hierarchical":
-        if not linear_small:
-            raise InputError("material.rve.coupling: 'hierarchical' needs linear RVE phases at small strain")
-        why = "requested; the effective tensor is computed once"
-    else:
-        why = "requested: an RVE solve per macro point and Newton iteration"
-    if mode == "hierarchical":
-        C = comm.bcast(
-            effective_tensor(model, rve.bc, solver_options=rve.solver.petsc_options).C if comm.rank == 0 else None
-        )
-        law = AnisotropicLinearElastic(C)
-        return Coupling(lambda m: LawPoints(law, m, dim=dim, n_comp=n), "hierarchical", why)
-    newton = NewtonOptions(**rve.solver.newton.model_dump())
-    balancing = config.parallel.balancing
-
-    def make(m: int) -> MaterialPoints:
-        solver = RveSolver(model, rve.bc, newton=newton, petsc_options=rve.solver.petsc_options)
-        if balancing == "off":
-            return RvePool(solver, m)
-        return BalancedRvePool(solver, m, comm, equal_counts=balancing == "static")
-
-    return Coupling(make, "concurrent", f"{why}; load balancing {balancing}")
 
 
 def _reactions(row: dict) -> dict[str, list[float]]:
@@ -213,21 +134,19 @@ def run_study(config: RunConfig, comm: MPI.Comm, output: Path, *, restart: bool 
     every = config.checkpoint.every
     status = RunStatus.attach(problem, len(targets), done, start)  # live line on a terminal
 
-    stats = getattr(problem.points, "statistics", None)  # RVE pools: work per rank
-    work_before = [stats["seconds"] if stats is not None else 0.0]
-    rebalance = config.parallel.balancing == "dynamic" and hasattr(problem.points, "rebalance")
+    stats = problem.points.statistics  # RVE solver totals of this rank ({} for closed-form laws)
+    before = {"seconds": stats.get("seconds", 0.0), "solves": stats.get("solves", 0) + stats.get("failures", 0)}
 
     def progress(record: StepRecord) -> None:
-        if source.mode == "concurrent":
-            record.rve_solves = record.point_evaluations
-        if stats is not None:
-            work = np.array(comm.allgather(stats["seconds"] - work_before[0]))
+        solves = stats.get("solves", 0) + stats.get("failures", 0)
+        record.rve_solves = comm.allreduce(solves - before["solves"], op=MPI.SUM)
+        if stats:
+            work = np.array(comm.allgather(stats["seconds"] - before["seconds"]))
             record.imbalance = float(work.max() / work.mean()) if work.mean() > 0 else 1.0
-        if rebalance:
+        if config.parallel.balancing == "dynamic":
             problem.points.rebalance()
             record.moved_points = problem.points.moved
-        if stats is not None:
-            work_before[0] = stats["seconds"]
+        before.update(seconds=stats.get("seconds", 0.0), solves=stats.get("solves", 0) + stats.get("failures", 0))
         if status is not None:
             status.step_done(record.step)
         writer.write_step(record)
@@ -280,7 +199,7 @@ def run_study(config: RunConfig, comm: MPI.Comm, output: Path, *, restart: bool 
         final_reactions=_reactions(writer.rows[-1]) if writer.rows else {},
         wall_time=time.perf_counter() - start,
     )
-    if stats is not None:  # RVE pool: totals over all ranks
+    if stats:  # RVE points: totals over all ranks
         totals = {k: comm.allreduce(v, op=MPI.SUM) for k, v in stats.items()}
         rank_seconds = comm.allgather(stats["seconds"])
         solves = max(totals["solves"], 1)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from fe2.material_point import MaterialPointFailure
+from fe2.material_point import MaterialPointFailure, MaterialPointsBase
 from fe2.materials.base import Material
 
 
-class LawPoints:
+class LawPoints(MaterialPointsBase):
     """m points governed by one :class:`~fe2.materials.base.Material`.
 
     Args:
@@ -21,8 +21,6 @@ class LawPoints:
         dim: spatial dimension.
         n_comp: strain components of the physics (3/6 Mandel, 4/9 for F).
     """
-
-    kind = "law"
 
     def __init__(self, material: Material, num_points: int, *, dim: int, n_comp: int):
         self.material, self.dim = material, dim
@@ -65,7 +63,7 @@ class LawPoints:
         return fields
 
 
-class PhasePoints:
+class PhasePoints(MaterialPointsBase):
     """Points of several closed-form laws, one per phase tag (heterogeneous single-scale / DNS).
 
     Args:
@@ -73,8 +71,6 @@ class PhasePoints:
         point_tags: phase tag of every point, (m,).
         dim, n_comp: as for :class:`LawPoints`.
     """
-
-    kind = "phases"
 
     def __init__(self, laws: dict[int, Material], point_tags: np.ndarray, *, dim: int, n_comp: int):
         point_tags = np.asarray(point_tags)
