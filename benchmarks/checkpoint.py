@@ -20,7 +20,7 @@ import fe2  # noqa: F401
 from mpi4py import MPI
 
 from fe2.config import load_run_config
-from fe2.macro import checkpoint, study
+from fe2.macro import checkpoint, resume, study
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -49,7 +49,7 @@ def main() -> None:
     half = config.model_copy(update={"steps": targets[: len(targets) // 2]})
     writes, restores = [], []
     timed(study, "write_checkpoint", writes)
-    timed(study, "restore_checkpoint", restores)
+    timed(resume, "restore_checkpoint", restores)
     with tempfile.TemporaryDirectory(prefix="fe2-bench-") as tmp:
         tmp = Path(comm.bcast(tmp))
         off = config.model_copy(update={"checkpoint": config.checkpoint.model_copy(update={"every": 0})})

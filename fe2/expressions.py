@@ -15,7 +15,9 @@ is ever passed to ``eval``/``exec``. Allowed:
 Any other name, attribute access, subscript, keyword, lambda, string, ... is refused when the
 expression is parsed. Evaluation is vectorised: variables are numpy arrays (N,) (``t`` a
 scalar) and the result is an array (N,); a division by zero or a value that is not finite
-(``sqrt(-1)``, ``exp(1000)``) raises :class:`ExpressionError` naming what failed.
+(``sqrt(-1)``, ``exp(1000)``) or larger in magnitude than :data:`MAX_ABS` raises
+:class:`ExpressionError` naming what failed. An expression has at most :data:`MAX_LENGTH`
+characters and :data:`MAX_NODES` terms.
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ _COMPARE = {
 }
 MAX_LENGTH = 2000
 MAX_NODES = 500
+#: Largest magnitude of a value (as for every number of a config: :data:`fe2.config.base.MAX_ABS`).
+MAX_ABS = 1e15
 
 
 class ExpressionError(ValueError):
@@ -203,11 +207,18 @@ class Expression:
             raise ExpressionError(f"{self.text!r} cannot be evaluated ({exc})") from None
         bad = ~np.isfinite(values)
         if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            where = ", ".join(f"{v} = {env[v][i]:g}" for v in "xyz" if v in self.names)
-            where = f"{where}, t = {t:g}" if where else f"t = {t:g}"
-            raise ExpressionError(f"{self.text!r} is not finite at {where}")
+            raise ExpressionError(f"{self.text!r} is not finite at {self._where(env, bad)}")
+        huge = np.abs(values) > MAX_ABS
+        if huge.any():
+            raise ExpressionError(f"{self.text!r} = {values[huge][0]:g} at {self._where(env, huge)}: "
+                                  f"magnitude must be <= {MAX_ABS:g}")
         return np.array(values)
+
+    def _where(self, env: Env, mask: np.ndarray) -> str:
+        """'x = .., y = .., t = ..' of the first point where ``mask`` holds."""
+        i = int(np.flatnonzero(mask)[0])
+        where = ", ".join(f"{v} = {env[v][i]:g}" for v in "xyz" if v in self.names)
+        return f"{where}, t = {env['t']:g}" if where else f"t = {env['t']:g}"
 
 
 def parse_expression(text: str) -> Expression:

@@ -192,3 +192,16 @@ def test_batched_cholesky_solves_spd_systems_and_flags_indefinite_ones():
     x = factor.solve(b)
     for k in (0, 1, 3):
         assert np.abs(scales[k] * A @ x[k].T - b[k].T).max() <= 1e-10 * np.abs(b).max()
+
+
+@pytest.mark.parametrize("bc", BCS)
+def test_large_factor_path_equals_per_point(make_mesh, bc, monkeypatch):
+    """Above the Cholesky limit the batched solver factorises with PETSc LU point by point:
+    the same answers (forced here with a limit of 0)."""
+    import fe2.rve.constrained_systems as systems
+
+    monkeypatch.setattr(systems, "CHOLESKY_LIMIT", 0)
+    model = model_for(mesh(make_mesh, 2), "elasticity", J2_MATRIX)
+    solver = make_rve_solver(model, bc, batch=3, newton=TIGHT)
+    assert type(solver.system.linear).__name__ == "PetscLU"
+    compare(model, bc, strains("elasticity", 2, 5, 0.02), steps=2)

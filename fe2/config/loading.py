@@ -88,24 +88,44 @@ def check_amplitudes(tables: dict[str, AmplitudeTable]) -> dict[str, AmplitudeTa
     return tables
 
 
+def _divisions(length: float, h: float) -> float:
+    """Equal steps of at most ``h`` in an interval of ``length`` (a float: may be huge or inf)."""
+    ratio = length / h * (1 - 1e-12)
+    return max(1.0, float(math.ceil(ratio))) if math.isfinite(ratio) else math.inf
+
+
+def _intervals(end_time: float, break_points: list[float]) -> list[tuple[float, float]]:
+    ends = sorted({t for t in break_points if 0.0 < t < end_time} | {end_time})
+    return list(zip([0.0, *ends[:-1]], ends))
+
+
+def step_count(steps: int | list[float] | StepIncrement, end_time: float,
+               break_points: list[float]) -> float:
+    """The number of steps :func:`step_times` gives, without building them (inf if the
+    ``max_increment`` is too small for a float count)."""
+    if isinstance(steps, int):
+        return float(steps)
+    if isinstance(steps, list):
+        return float(len(steps))
+    return sum(_divisions(end - start, steps.max_increment) for start, end in _intervals(end_time, break_points))
+
+
 def step_times(steps: int | list[float] | StepIncrement, end_time: float,
                break_points: list[float]) -> list[float]:
     """The times of the steps (increasing, ending at ``end_time``).
 
     ``steps``: n equal steps, the listed times, or the break points (in (0, T)) and T with
-    each interval split into equal steps of at most ``max_increment``.
+    each interval split into equal steps of at most ``max_increment``. Check
+    :func:`step_count` against a limit first.
     """
     if isinstance(steps, int):
         return [end_time * (k + 1) / steps for k in range(steps)]
     if isinstance(steps, list):
         return list(steps)
-    h = steps.max_increment
-    ends = sorted({t for t in break_points if 0.0 < t < end_time} | {end_time})
-    times, start = [], 0.0
-    for end in ends:
-        n = max(1, math.ceil((end - start) / h * (1 - 1e-12)))
+    times = []
+    for start, end in _intervals(end_time, break_points):
+        n = int(_divisions(end - start, steps.max_increment))
         times += [start + (end - start) * (k + 1) / n for k in range(n - 1)] + [end]
-        start = end
     return times
 
 

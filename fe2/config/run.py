@@ -8,10 +8,10 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from fe2.config.base import ConfigModel, load_config
+from fe2.config.base import ConfigModel, Limits, load_config
 from fe2.config.loading import (
     BUILTIN_AMPLITUDES, AmplitudeTable, RotationConfig, StepIncrement, ValueEntry, check_amplitudes,
-    check_values, default_end_time, step_times, uses_time,
+    check_values, default_end_time, step_count, step_times, uses_time,
 )
 from fe2.config.materials import Phase, check_law, check_phases, with_default_laws
 from fe2.config.rve import BATCH_DESCRIPTION, Batch, MeshSource, NewtonConfig, SolverOptions, existing_file
@@ -190,6 +190,11 @@ class ParallelConfig(ConfigModel):
         "re-assigned from their measured cost",
     )
 
+    @field_validator("balancing", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        return "off" if value is False else value  # YAML 1.1 reads a bare `off` as false
+
 
 class OutputConfig(ConfigModel):
     """What is written besides history.csv and summary.json."""
@@ -224,7 +229,7 @@ class CheckpointConfig(ConfigModel):
 
 #: Sections that may change when a run is restarted from a checkpoint (``steps`` only by
 #: appending times; ``end_time`` and ``amplitudes`` only after the restart time).
-RESTART_SAFE = ("steps", "end_time", "amplitudes", "parallel", "output", "checkpoint")
+RESTART_SAFE = ("steps", "end_time", "amplitudes", "parallel", "output", "checkpoint", "limits")
 
 
 class RunConfig(ConfigModel):
@@ -252,6 +257,7 @@ class RunConfig(ConfigModel):
     parallel: ParallelConfig = ParallelConfig()
     output: OutputConfig = OutputConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
+    limits: Limits = Limits()
 
     @model_validator(mode="before")
     @classmethod
@@ -289,6 +295,10 @@ class RunConfig(ConfigModel):
         for key, name in used:
             if name is not None and name not in known:
                 raise ValueError(f"{key}: no amplitude {name!r} (defined: {sorted(known)})")
+        count = step_count(self.steps, self.resolved_end_time, self._break_points())
+        if count > self.limits.steps:
+            what = "end_time / max_increment gives" if isinstance(self.steps, StepIncrement) else "asks for"
+            raise ValueError(f"steps: {what} {count:.6g} time steps; at most limits.steps = {self.limits.steps}")
         return self
 
     def study_identity(self) -> dict:
@@ -301,11 +311,13 @@ class RunConfig(ConfigModel):
         """T, the end of the pseudo-time."""
         return default_end_time(self.end_time, self.amplitudes)
 
+    def _break_points(self) -> list[float]:
+        return [t for table in self.amplitudes.values() for t, _ in table]
+
     @property
     def times(self) -> list[float]:
-        """The times of the steps."""
-        points = [t for table in self.amplitudes.values() for t, _ in table]
-        return step_times(self.steps, self.resolved_end_time, points)
+        """The times of the steps (at most ``limits.steps``, checked at validation)."""
+        return step_times(self.steps, self.resolved_end_time, self._break_points())
 
     def amplitude_names(self) -> list[str]:
         """The amplitude of every prescribed value, in order: dirichlet (but zero values),

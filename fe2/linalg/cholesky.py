@@ -22,6 +22,17 @@ import numpy as np
 from fe2.linalg.kernels import double_pointer, int_pointer, kernels
 
 
+def unique_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sorted unique values of int64 ``keys``, the index of the first occurrence of each, and
+    the inverse (unique[inverse] == keys): np.unique by one stable argsort (large inputs)."""
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    new = np.r_[True, ordered[1:] != ordered[:-1]] if len(keys) else np.zeros(0, dtype=bool)
+    inverse = np.empty(len(keys), dtype=np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    return ordered[new], order[new], inverse
+
+
 def fill_reducing_ordering(n: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """A fill-reducing permutation of the symmetric pattern {(rows, cols)}: METIS nested
     dissection from PETSc (its own nested dissection if METIS is missing). perm[new] = old."""
@@ -29,7 +40,7 @@ def fill_reducing_ordering(n: int, rows: np.ndarray, cols: np.ndarray) -> np.nda
 
     r = np.concatenate([rows, cols, np.arange(n)])
     c = np.concatenate([cols, rows, np.arange(n)])
-    key = np.unique(r.astype(np.int64) * n + c)
+    key = unique_keys(r.astype(np.int64) * n + c)[0]
     r, c = np.divmod(key, n)
     indptr = np.searchsorted(r, np.arange(n + 1)).astype(PETSc.IntType)
     A = PETSc.Mat().createAIJ(size=(n, n), csr=(indptr, c.astype(PETSc.IntType), np.ones(len(c))),
@@ -71,8 +82,10 @@ class BatchedCholesky:
         pi, pj = inverse[rows], inverse[cols]
         lo, hi = np.maximum(pi, pj), np.minimum(pi, pj)  # (row, column) in the lower triangle
         key = hi * n + lo
-        unique, first = np.unique(key, return_index=True)
-        if not np.isin(np.arange(n) * (n + 1), unique).all():
+        unique, first, _ = unique_keys(key)
+        diagonal = np.arange(n, dtype=np.int64) * (n + 1)
+        found = np.searchsorted(unique, diagonal)
+        if not (found < len(unique)).all() or not np.array_equal(unique[np.minimum(found, len(unique) - 1)], diagonal):
             raise ValueError("the pattern must contain every diagonal entry")
         self.source = first  # position in the caller's values of each lower entry, column-major
         column, row = np.divmod(unique, n)
@@ -99,6 +112,9 @@ class BatchedCholesky:
         self.Rk = col_of[off][order].astype(np.int32)
         self.Rpos = off[order].astype(np.int32)
 
+    def destroy(self) -> None:
+        """Nothing to free (numpy arrays only)."""
+
     @property
     def nnz(self) -> int:
         """Entries of L."""
@@ -110,9 +126,9 @@ class BatchedCholesky:
         counts = np.diff(self.Lp).astype(np.int64)
         return int((counts * counts).sum())
 
-    def bytes_per_matrix(self, rhs: int = 1) -> int:
-        """Memory of one matrix in a factorisation (L, work vector, input, ``rhs`` vectors)."""
-        return 8 * (self.nnz + len(self.Ai) + self.n * (1 + rhs))
+    def bytes_per_matrix(self) -> int:
+        """Memory of one matrix in a factorisation (L, its input and the work vector)."""
+        return 8 * (self.nnz + len(self.Ai) + self.n)
 
     def factorize(self, values: np.ndarray, *, interleaved: bool = False) -> Factor:
         """Factorise P matrices: ``values`` (P, S) in the order of the constructor's entries,

@@ -229,8 +229,21 @@ void fe_assemble(int cells, int nqp, int n, int k, int P, const double* restrict
 }
 """
 
-_FLAGS = ["-O3", "-std=c99", "-fno-math-errno"]
+#: -march=native: the batch loops vectorise with the machine's widest SIMD (about 2x on AVX2).
+#: The cache key includes the CPU's feature flags, so a node of another kind builds its own.
+_FLAGS = ["-O3", "-march=native", "-std=c99", "-fno-math-errno"]
 _lib = None
+
+
+def _cpu_signature() -> str:
+    """The processor's model and feature flags (Linux), so that natively tuned kernels are
+    never loaded on another kind of CPU (clusters with a shared home directory)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return os.uname().machine
+    keep = [line for line in lines if line.split(":")[0].strip() in ("flags", "Features", "model name", "CPU part")]
+    return os.uname().machine + "\n" + "\n".join(sorted(set(keep)))
 
 
 def _cache_dir() -> Path:
@@ -247,7 +260,8 @@ def kernels():
         return _lib
     import cffi
 
-    tag = hashlib.sha256((_CDEF + _SOURCE + " ".join(_FLAGS) + sys.version).encode()).hexdigest()[:16]
+    signature = _CDEF + _SOURCE + " ".join(_FLAGS) + sys.version + _cpu_signature()
+    tag = hashlib.sha256(signature.encode()).hexdigest()[:16]
     name = f"_fe2_kernels_{tag}"
     directory = _cache_dir()
     directory.mkdir(parents=True, exist_ok=True)

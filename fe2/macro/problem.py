@@ -25,8 +25,10 @@ prescribed values at time t come from a :class:`~fe2.macro.loading.Loading`. New
   material points whose trial states the next evaluation replaces.
 
 Converged when the Dirichlet values are met and |R|_free <= atol + rtol max(|R|, |F_ext|),
-|R| including the reaction forces at the Dirichlet dofs (a scale-free test). Material-point
-failures are reduced over all ranks: every rank sees the same outcome.
+|R| including the reaction forces at the Dirichlet dofs (a scale-free test), or when
+|R|_free is at the round-off floor of its terms (:mod:`fe2.convergence`); a line-search trial
+that meets this test is accepted whatever its decrease. Material-point failures are reduced
+over all ranks: every rank sees the same outcome.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from dolfinx.fem.petsc import apply_lifting, assemble_matrix, assemble_vector, c
 from mpi4py import MPI
 from petsc4py import PETSc
 
+from fe2.convergence import converged, residual_terms
 from fe2.fem.quadrature_forms import QuadratureForms
 from fe2.macro.loading import Dirichlet, Loading, Traction
 from fe2.material_point import MaterialPointFailure, MaterialPoints
@@ -184,6 +187,23 @@ class MacroProblem:
 
     # ------------------------------------------------------------------ residual
 
+    def _residual_terms(self) -> float:
+        """Size of the terms of the residual over all ranks (round-off floor; collective)."""
+        forms = self.forms
+        strain = self.macro_strains().reshape(forms.stress_qp.shape)
+        local = residual_terms(forms.tangent_qp, strain, forms.dV, dim=self.mesh.topology.dim)
+        return float(np.sqrt(self.comm.allreduce(local**2, op=MPI.SUM)))
+
+    def _converged(self, norm: float, *, full: float, external: float) -> bool:
+        """The convergence test of :mod:`fe2.convergence` at the present state (collective):
+        |R|_free <= atol + rtol max(|R|, |F_ext|), else the round-off floor of the terms
+        (computed only when the first test fails; ``norm`` and ``full`` agree on all ranks)."""
+        newton, scale = self.newton, max(full, external)
+        if converged(norm, atol=newton.atol, rtol=newton.rtol, scale=scale):
+            return True
+        return converged(norm, atol=newton.atol, rtol=newton.rtol, scale=scale,
+                         terms=self._residual_terms())
+
     def _assemble_full_residual(self) -> None:
         """R = F_int - F_ext at the present U and the applied time, every row."""
         with self.R.localForm() as local:
@@ -225,8 +245,8 @@ class MacroProblem:
         seconds = {"points": 0.0, "assemble": 0.0, "solve": 0.0}
         evaluations, trials = 0, 0
 
-        def result(converged: bool, iteration: int, reason: str = "", failure: bool = False) -> NewtonResult:
-            return NewtonResult(converged, iteration, norms, evaluations, reason, seconds, failure, trials)
+        def result(ok: bool, iteration: int, reason: str = "", failure: bool = False) -> NewtonResult:
+            return NewtonResult(ok, iteration, norms, evaluations, reason, seconds, failure, trials)
 
         def evaluate() -> str:
             nonlocal evaluations
@@ -253,7 +273,7 @@ class MacroProblem:
                 log.debug("macro Newton %d: |R| = %.3e (full %.3e)", iteration, norm, full)
                 if not np.isfinite(norm):
                     return result(False, iteration, "residual is not finite")
-                if norm <= newton.atol + newton.rtol * max(full, external):
+                if self._converged(norm, full=full, external=external):
                     return result(True, iteration)
             if iteration == newton.max_iterations:
                 break
@@ -280,7 +300,7 @@ class MacroProblem:
                 full, norm = self._assemble_residual()
                 seconds["assemble"] += clock() - t0
                 continue
-            outcome = self._line_search(norm, evaluate, seconds)
+            outcome = self._line_search(norm, evaluate, seconds, external=external)
             if isinstance(outcome, str):
                 return result(False, iteration + 1, outcome, True)
             full, norm, extra = outcome
@@ -302,8 +322,9 @@ class MacroProblem:
         self.b.axpy(-1.0, self.R)
         set_bc(self.b, self.bcs, x0=self.u.x.petsc_vec, alpha=1.0)
 
-    def _line_search(self, norm0: float, evaluate: Callable[[], str], seconds: dict):
-        """Take U + alpha du (module docstring); (|R|, |R|_free, extra trials) or the failure."""
+    def _line_search(self, norm0: float, evaluate: Callable[[], str], seconds: dict, *, external: float):
+        """Take U + alpha du (module docstring); (|R|, |R|_free, extra trials) or the failure.
+        ``external``: |F_ext| for the convergence test of a trial."""
         clock = time.perf_counter
         u0 = self.u.x.array.copy()
         slope0 = self.du.dot(self.R)  # g(0) = du . R(U), R with zeroed Dirichlet rows
@@ -318,7 +339,8 @@ class MacroProblem:
             t0 = clock()
             full, norm = self._assemble_residual()
             seconds["assemble"] += clock() - t0
-            if norm <= (1.0 - SUFFICIENT_DECREASE * alpha) * norm0 or trial == steps - 1:
+            if (norm <= (1.0 - SUFFICIENT_DECREASE * alpha) * norm0 or trial == steps - 1
+                    or self._converged(norm, full=full, external=external)):
                 if trial:
                     log.debug("line search: alpha = %.3g after %d trials", alpha, trial + 1)
                 return full, norm, trial

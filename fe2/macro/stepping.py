@@ -77,6 +77,7 @@ class StepRecord:
     displacements: dict[str, np.ndarray] = field(default_factory=dict)
     imbalance: float = 1.0  # max/mean over ranks of the RVE work (seconds) of the step
     moved_points: int = 0  # points moved to another rank by the rebalance after the step
+    diagnostics: dict[str, object] = field(default_factory=dict)  # extra history columns
 
     @property
     def rve_failures(self) -> int:

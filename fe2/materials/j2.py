@@ -75,6 +75,9 @@ class J2Plasticity:
             "back_stress": np.zeros((m, 6)),
         }
 
+    def point_fields(self, state: dict[str, np.ndarray], dim: int) -> dict[str, np.ndarray]:
+        return {"equivalent_plastic_strain": state["equivalent_plastic_strain"]}
+
     def update(self, strain: np.ndarray, state: dict[str, np.ndarray], dim: int) -> Update:
         lmbda, mu = lame_parameters(self.E, self.nu)
         C = self._stiffness

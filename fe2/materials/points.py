@@ -12,6 +12,10 @@ from fe2.material_point import MaterialPointFailure, MaterialPointsBase
 from fe2.materials.base import Material
 
 
+#: Value of a point field at points whose law does not have it (default NaN: not defined).
+ABSENT = {"equivalent_plastic_strain": 0.0, "lattice_unstable": 0.0}
+
+
 class LawPoints(MaterialPointsBase):
     """m points governed by one :class:`~fe2.materials.base.Material`.
 
@@ -27,6 +31,7 @@ class LawPoints(MaterialPointsBase):
         self.num_points, self.n_comp = num_points, n_comp
         self._committed = material.initial_state(dim, num_points)
         self._trial: dict[str, np.ndarray] | None = None
+        self._fields: dict[str, np.ndarray] | None = None  # of the committed state, computed once
 
     def evaluate(self, strains: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         result = self.material.update(np.asarray(strains, dtype=float), self._committed, self.dim)
@@ -39,6 +44,7 @@ class LawPoints(MaterialPointsBase):
     def commit(self) -> None:
         if self._trial is not None:
             self._committed, self._trial = self._trial, None
+            self._fields = None
 
     def rollback(self) -> None:
         self._trial = None
@@ -53,14 +59,14 @@ class LawPoints(MaterialPointsBase):
         self._committed = {
             k: np.array([s[k] for s in states]).reshape(v.shape) for k, v in self._committed.items()
         }
-        self._trial = None
+        self._trial, self._fields = None, None
 
     def point_fields(self) -> dict[str, np.ndarray]:
-        """Scalar output per point of the committed state, name -> (m,)."""
-        fields = {}
-        if "equivalent_plastic_strain" in self._committed:
-            fields["equivalent_plastic_strain"] = self._committed["equivalent_plastic_strain"]
-        return fields
+        """Scalar output per point of the committed state, name -> (m,) (the law's
+        ``point_fields``, evaluated once per committed state)."""
+        if self._fields is None:
+            self._fields = self.material.point_fields(self._committed, self.dim)
+        return self._fields
 
 
 class PhasePoints(MaterialPointsBase):
@@ -115,8 +121,9 @@ class PhasePoints(MaterialPointsBase):
             points.restore_states([states[i] for i in index])
 
     def point_fields(self) -> dict[str, np.ndarray]:
+        """The laws' point fields; points of a law without a field get its ABSENT value."""
         fields: dict[str, np.ndarray] = {}
         for index, points in self.groups:
             for name, values in points.point_fields().items():
-                fields.setdefault(name, np.zeros(self.num_points))[index] = values
+                fields.setdefault(name, np.full(self.num_points, ABSENT.get(name, np.nan)))[index] = values
         return fields

@@ -71,6 +71,19 @@ class _Probe:
     subdomains: dict[str, int] | None = None
 
 
+def _geometry_defect(gmsh: Any, dim: int, cell_type: int) -> str:
+    """Inverted, degenerate or tangled cells of the loaded model ('' if none); see
+    :mod:`fe2.meshing.checks`."""
+    from fe2.meshing.checks import mesh_defects
+
+    node_tags, coords, _ = gmsh.model.mesh.getNodes()
+    order = np.argsort(node_tags)
+    cell_tags, cell_nodes = gmsh.model.mesh.getElementsByType(cell_type)
+    cells = order[np.searchsorted(node_tags, cell_nodes, sorter=order)].reshape(len(cell_tags), -1)
+    x = np.asarray(coords, dtype=float).reshape(-1, 3)[:, :dim]
+    return mesh_defects(x, cells, _CELL_TYPES[dim][cell_type], ids=np.asarray(cell_tags))
+
+
 def _probe(gmsh: Any, path: Path) -> _Probe:
     """Open ``path`` in gmsh (RVE reader checks) and check it is a usable macro mesh."""
     dim, error = _open(gmsh, path)
@@ -85,6 +98,8 @@ def _probe(gmsh: Any, path: Path) -> _Probe:
     if types[0] not in allowed:
         return _Probe(error=f"gmsh file {path} has cells of gmsh type {types[0]}; only first-"
                       f"order {', '.join(allowed.values())} cells are supported")
+    if defect := _geometry_defect(gmsh, dim, types[0]):
+        return _Probe(error=f"gmsh file {path}: {defect}")
     groups: dict[int, dict[str, int]] = {dim: {}, dim - 1: {}}
     for d, tag in gmsh.model.getPhysicalGroups():
         if d not in groups:

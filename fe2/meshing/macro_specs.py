@@ -106,7 +106,7 @@ def _check_structured(axes: tuple[str, ...], value: int | None, info: Validation
 class _MacroSpec(BaseModel):
     """Common parts of the macro mesh specs: boundary naming and the generation driver."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     dim: ClassVar[int] = 2
     boundary_names: ClassVar[tuple[str, ...]] = ()
@@ -148,6 +148,35 @@ class _MacroSpec(BaseModel):
         entities to mesh_size at the transition distance (gmsh Distance + Threshold field);
         None: uniform mesh_size."""
         return None
+
+    def estimated_cells(self) -> float:
+        """Rough cell count before meshing (for the limit on generated meshes).
+
+        Structured: the divisions (x2 triangles, x6 tetrahedra per box). Unstructured:
+        f V / h^d with f the cells of edge h per h^d (2.3 triangles, 8.5 tetrahedra, 1 for
+        quadrilaterals/hexahedra), plus the refined band: the size grows linearly from h_l to
+        h over the distance D, which adds about f L D / (h_l h) (L the refined boundary's
+        length; D^2 for a refined corner).
+        """
+        from fe2.meshing.specs import SIMPLICES_PER_CUBE
+
+        cells = self.structured_cells()
+        if cells is not None:
+            return float(math.prod(cells)) * (1 if self.recombine else {2: 2, 3: 6}[self.dim])
+        per_cube = 1.0 if self.recombine else SIMPLICES_PER_CUBE[self.dim]
+        h: float = self.mesh_size  # type: ignore[attr-defined]
+        estimate = per_cube * self.exact_volume() / h**self.dim
+        refinement = self._refined_band()
+        if refinement is not None:
+            entity_dim, h_local, distance = refinement
+            extent = distance if entity_dim == 0 else max(self.exact_boundary_measures().values())
+            estimate += per_cube * extent * distance * (h / h_local) / h**2 * h ** (2 - self.dim)
+        return estimate
+
+    def _refined_band(self) -> tuple[int, float, float] | None:
+        """(entity dimension, local size, transition distance) of the local refinement."""
+        refinement = self._local_refinement({name: [] for name in self.boundary_names})
+        return None if refinement is None else (refinement[0], refinement[2], refinement[3])
 
     def boundary_tags(self) -> dict[str, int]:
         """Boundary name -> facet tag."""
@@ -448,6 +477,9 @@ class LShapeSpec(_MacroSpec):
             if _on(lo, hi, axis, value, tol):
                 return name
         return None
+
+    def _refined_band(self) -> tuple[int, float, float] | None:
+        return None if self.corner_mesh_size is None else (0, self.corner_mesh_size, self.size / 4.0)
 
     def _local_refinement(self, facets: dict[str, list[int]]) -> _Refinement | None:
         import gmsh

@@ -15,7 +15,9 @@ the file become the boundary and cell groups:
   (``"3"``).
 
 Cells in no cell group get one more tag, named ``"domain"`` (all cells: tag 1, when the file
-has no cell groups). Errors found on the reading rank are raised on every rank.
+has no cell groups). Inverted, degenerate or tangled cells are refused
+(:func:`fe2.meshing.checks.mesh_defects`, as for gmsh files). Errors found on the reading rank
+are raised on every rank.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 import numpy as np
 from mpi4py import MPI
 
+from fe2.meshing.checks import mesh_defects
 from fe2.meshing.macro_mesh import MacroMesh
 
 log = logging.getLogger(__name__)
@@ -117,6 +120,8 @@ def _parse(path: Path) -> _Parsed:
     parsed.points = points
     offsets = np.cumsum([0] + [len(mesh.cells[i].data) for i in top])
     parsed.cells = np.concatenate([np.asarray(mesh.cells[i].data, dtype=np.int64) for i in top])
+    if defect := mesh_defects(points, parsed.cells, CELLS[parsed.cell_type][1]):
+        raise ValueError(f"{path}: {defect}")
     facet_blocks = [i for i, b in enumerate(mesh.cells) if b.type in FACETS[dim]]
     groups: dict[str, np.ndarray] = {}
 

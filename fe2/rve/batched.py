@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from fe2.convergence import residual_terms
 from fe2.rve.boundary_conditions import make_boundary_condition
 from fe2.rve.constrained_systems import SystemFactor, make_constrained_system
 from fe2.rve.micro_solver import (
@@ -45,7 +46,7 @@ log = logging.getLogger(__name__)
 #: Memory a batch may use by default, bytes (``FE2_BATCH_MEMORY`` overrides, in MiB).
 DEFAULT_BATCH_MEMORY = 512 * 2**20
 #: Most points in one batch (larger batches no longer pay off: the work vectors leave the cache).
-MAX_BATCH = 64
+MAX_BATCH = 32
 
 
 def _split(history: History, P: int) -> dict[int, dict[str, np.ndarray]]:
@@ -84,7 +85,7 @@ class BatchedRveSolver(MicroSolver):
         super().__init__(model, bc, newton)
         self.ops = model.operators
         self.bc = make_boundary_condition(bc, model)
-        self.system = make_constrained_system(model, self.bc)
+        self.system = make_constrained_system(model, self.bc, petsc_options)
         self.elastic_shortcut = elastic_shortcut and model.physics.name == "elasticity"
         self.petsc_options = petsc_options
         self.batch_size = self._batch_size(batch)
@@ -115,7 +116,8 @@ class BatchedRveSolver(MicroSolver):
     # ------------------------------------------------------------------ building blocks
 
     def _evaluate(self, E: np.ndarray, w: np.ndarray, history: History):
-        """Constitutive update and residuals of P states: (update, R (P, N), |R|_adm, |R|)."""
+        """Constitutive update and residuals of P states: (update, strain, R (P, N), |R|_adm,
+        the residual norm to reach (P,))."""
         model = self.model
         with self._timed("constitutive"):
             strain = self.ops.strain(w, E)
@@ -123,7 +125,8 @@ class BatchedRveSolver(MicroSolver):
         with self._timed("residual"):
             R = self.ops.residual(update.stress * model.dV[None, :, :, None])
             adm, full = self.system.residual_norms(R)
-        return update, strain, R, adm, full
+            terms = residual_terms(update.tangent, strain, model.dV, dim=model.physics.dim)
+        return update, strain, R, adm, self.newton.target(full, terms)
 
     def _factorize(self, tangent: np.ndarray) -> SystemFactor:
         """The factorised systems of P tangents (P, num_cells, num_qp, n, n)."""
@@ -205,8 +208,8 @@ class BatchedRveSolver(MicroSolver):
 
     def _state(self, points: np.ndarray, E: np.ndarray, w: np.ndarray, committed: dict) -> _Active:
         """Evaluate the points (indices of the chunk) at fluctuations w (len, N)."""
-        update, strain, R, adm, full = self._evaluate(E[points], w, _take(committed, points))
-        return _Active(points, update, strain, R, adm, full)
+        update, strain, R, adm, target = self._evaluate(E[points], w, _take(committed, points))
+        return _Active(points, update, strain, R, adm, target)
 
     def _solve_chunk(self, E, states, warm, fields, result: BatchResult, index: np.ndarray) -> np.ndarray:
         """Solve one batch; writes responses, trials and failures at ``index``; returns the
@@ -242,7 +245,7 @@ class BatchedRveSolver(MicroSolver):
             work[points] += 1
             with self._timed("shortcut"):
                 same = state.update.ok & state.unchanged(virgin_data["tangent_qp"], committed)
-                same &= state.adm <= newton.target(state.full)
+                same &= state.adm <= state.target
             accepted = state.where(same)
             shortcut[accepted.points] = True
             final.keep(accepted)
@@ -254,13 +257,13 @@ class BatchedRveSolver(MicroSolver):
         if state is not None:
             work[points] += 1
         while state is not None and len(state.points):
-            done = state.adm <= newton.target(state.full)
+            done = state.adm <= state.target
             final.keep(state.where(done))
             state = state.where(~done)
             out = iterations[state.points] == newton.max_iterations
-            for i, a, f in zip(state.points[out], state.adm[out], state.full[out]):
+            for i, a, t in zip(state.points[out], state.adm[out], state.target[out]):
                 failed[i] = RveFailure(f"Newton did not converge in {newton.max_iterations} iterations "
-                                       f"(residual {a:.3e}, target {newton.target(f):.3e})")
+                                       f"(residual {a:.3e}, target {t:.3e})")
             state = state.where(~out)
             if not len(state.points):
                 break
@@ -286,7 +289,7 @@ class BatchedRveSolver(MicroSolver):
                 trial = self._state(points, E, w[points], committed)
                 work[points] += 1
                 accept = (trial.adm < (1.0 - 1e-4 * alpha[pending]) * state.adm[pending]) \
-                    | (trial.adm <= newton.target(trial.full)) | ~trial.update.ok | ~np.isfinite(trial.adm)
+                    | (trial.adm <= trial.target) | ~trial.update.ok | ~np.isfinite(trial.adm)
                 if halving == newton.line_search_steps:
                     accept[:] = True
                 parts.append(trial.where(accept))
@@ -360,6 +363,7 @@ class BatchedRveSolver(MicroSolver):
     def destroy(self) -> None:
         if self._fallback is not None:
             self._fallback.destroy()
+        self.system.destroy()
 
 
 class _Breakdown(RveFailure):
@@ -381,17 +385,19 @@ class _Repeated:
 class _Active:
     """Evaluated states of some points of a batch (indices ``points`` into the batch)."""
 
-    def __init__(self, points, update: MicroUpdate, strain, R, adm, full):
-        self.points, self.update, self.strain, self.R, self.adm, self.full = points, update, strain, R, adm, full
+    def __init__(self, points, update: MicroUpdate, strain, R, adm, target):
+        self.points, self.update, self.strain, self.R, self.adm, self.target = points, update, strain, R, adm, target
 
     def where(self, mask: np.ndarray) -> _Active:
         """The states of the points selected by a boolean mask."""
+        if mask.all():
+            return self
         count = len(self.points)
         u = self.update
         history = {t: {k: v[mask].reshape(-1, *v.shape[2:]) for k, v in h.items()}
                    for t, h in _split(u.history, count).items()}
         update = MicroUpdate(stress=u.stress[mask], tangent=u.tangent[mask], history=history, ok=u.ok[mask])
-        return _Active(self.points[mask], update, self.strain[mask], self.R[mask], self.adm[mask], self.full[mask])
+        return _Active(self.points[mask], update, self.strain[mask], self.R[mask], self.adm[mask], self.target[mask])
 
     @staticmethod
     def concatenate(parts: list[_Active]) -> _Active:
@@ -406,7 +412,7 @@ class _Active:
         def join(name):
             return np.concatenate([getattr(p, name) for p in parts])
 
-        return _Active(join("points"), update, join("strain"), join("R"), join("adm"), join("full"))
+        return _Active(join("points"), update, join("strain"), join("R"), join("adm"), join("target"))
 
     def unchanged(self, tangent: np.ndarray, committed: dict) -> np.ndarray:
         """(count,) True where the tangent equals ``tangent`` and the history the committed one."""

@@ -7,7 +7,8 @@ matrices:
 
 * periodic / affine: w = P x with P a 0/1 prolongation; K = P^T A P is summed directly from
   the element matrices into the lower triangle of K and factorised by the batched sparse
-  Cholesky (:mod:`fe2.linalg.cholesky`);
+  Cholesky (:mod:`fe2.linalg.cholesky`), or, for large factors, by PETSc's multifrontal LU
+  point by point (:mod:`fe2.linalg.petsc_lu`);
 * traction (minimal kinematic condition, multipliers): the saddle-point system
   [[A, B^T], [B, 0]] is solved exactly by block elimination. A is singular (rigid modes), so
   r dofs p that fix them (3-2-1 nodes) are set apart: A_qq (the rest) is SPD and factorised;
@@ -27,9 +28,25 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from fe2.fem.element_operators import MatrixSlots, Scatter
-from fe2.linalg.cholesky import BatchedCholesky
+from fe2.linalg.cholesky import BatchedCholesky, unique_keys
+from fe2.linalg.petsc_lu import PetscLU
 from fe2.rve.boundary_conditions import RveBoundaryCondition, TractionBC
 from fe2.rve.model import RveModel
+
+
+#: Factors with more entries than this (about a 10k-dof 2D RVE) are computed by PETSc's
+#: multifrontal LU point by point, whose dense kernels win there (benchmarks/rve_batch.py).
+CHOLESKY_LIMIT = 400_000
+
+
+def linear_solver(n: int, rows: np.ndarray, cols: np.ndarray, options=None):
+    """The factorisation of symmetric matrices of the lower pattern (rows, cols): the batched
+    Cholesky, or PETSc LU point by point above :data:`CHOLESKY_LIMIT`; and the memory of one
+    matrix's factor in bytes."""
+    cholesky = BatchedCholesky(n, rows, cols)
+    if cholesky.nnz <= CHOLESKY_LIMIT:
+        return cholesky, cholesky.bytes_per_matrix()
+    return PetscLU(n, rows, cols, options=options), 2 * cholesky.bytes_per_matrix()
 
 
 class SystemFactor(ABC):
@@ -45,8 +62,8 @@ class SystemFactor(ABC):
 class ConstrainedSystem(ABC):
     """Restriction, residual norms and factorisation of the constrained system of P points."""
 
-    def __init__(self, model: RveModel, bc: RveBoundaryCondition):
-        self.model, self.bc = model, bc
+    def __init__(self, model: RveModel, bc: RveBoundaryCondition, options=None):
+        self.model, self.bc, self.options = model, bc, options
         self.N = model.operators.num_dofs
 
     @abstractmethod
@@ -64,6 +81,10 @@ class ConstrainedSystem(ABC):
     def bytes_per_point(self) -> int:
         """Memory of one point's factorisation."""
 
+    def destroy(self) -> None:
+        """Free PETSc objects of the linear solver, if any."""
+        self.linear.destroy()
+
 
 def _element_pairs(cell_dofs: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(row, col) indices (num_cells, k, k) of the element entries under a dof map ``index``."""
@@ -76,7 +97,7 @@ def _lower_slots(I: np.ndarray, J: np.ndarray, size: int) -> tuple[np.ndarray, n
     every entry (-1: none) and the (row, col) of every slot."""
     valid = (I >= 0) & (J >= 0) & (I >= J)
     key = np.where(valid, I.astype(np.int64) * size + J, -1)
-    slots, target = np.unique(key[valid], return_inverse=True)
+    slots, _, target = unique_keys(key[valid])
     slot = np.full(key.shape, -1, dtype=np.int64)
     slot[valid] = target
     rows, cols = np.divmod(slots, size)
@@ -102,8 +123,8 @@ class _ProlongationFactor(SystemFactor):
 class ProlongationSystem(ConstrainedSystem):
     """K = P^T A P for w = P x (periodic or affine BC)."""
 
-    def __init__(self, model: RveModel, bc: RveBoundaryCondition):
-        super().__init__(model, bc)
+    def __init__(self, model: RveModel, bc: RveBoundaryCondition, options=None):
+        super().__init__(model, bc, options)
         self.columns = bc.columns
         self.free = np.flatnonzero(self.columns >= 0)
         M = bc.size
@@ -111,18 +132,18 @@ class ProlongationSystem(ConstrainedSystem):
         I, J = _element_pairs(model.operators.cell_dofs, self.columns)
         slot, rows, cols = _lower_slots(I, J, M)  # K is symmetric: its lower triangle
         self.assemble_matrix = MatrixSlots(model.operators, slot, len(rows))
-        self.cholesky = BatchedCholesky(M, rows, cols)
+        self.linear, self._factor_bytes = linear_solver(M, rows, cols, options)
 
     @property
     def bytes_per_point(self) -> int:
-        return self.cholesky.bytes_per_matrix(rhs=self.model.physics.n_comp) + 8 * self.assemble_matrix.size
+        return self._factor_bytes + 8 * (self.assemble_matrix.size + self.N * self.model.physics.n_comp)
 
     def residual_norms(self, R):
         return np.linalg.norm(self.restrict(R), axis=1), np.linalg.norm(R, axis=1)
 
     def factorize(self, tangent):
         values = self.assemble_matrix(tangent)
-        return _ProlongationFactor(self, self.cholesky.factorize(values, interleaved=True))
+        return _ProlongationFactor(self, self.linear.factorize(values, interleaved=True))
 
 
 # ---------------------------------------------------------------------- traction
@@ -189,8 +210,8 @@ class _TractionFactor(SystemFactor):
 class TractionSystem(ConstrainedSystem):
     """[[A, B^T], [B, 0]] by block elimination around the rigid-mode dofs (see module doc)."""
 
-    def __init__(self, model: RveModel, bc: TractionBC):
-        super().__init__(model, bc)
+    def __init__(self, model: RveModel, bc: TractionBC, options=None):
+        super().__init__(model, bc, options)
         N = self.N
         self.B = bc.B  # (m, N) constraint rows
         self._BBt_inv = np.linalg.inv(self.B @ self.B.T)
@@ -212,12 +233,12 @@ class TractionSystem(ConstrainedSystem):
         slot = np.where((Iq >= 0) & (Jp >= 0), self.num_qq + Iq * r + Jp, slot)
         slot = np.where((Ip >= 0) & (Jp >= 0), self.num_qq + Nq * r + Ip * r + Jp, slot)
         self.assemble_matrix = MatrixSlots(model.operators, slot, self.num_qq + Nq * r + r * r)
-        self.cholesky = BatchedCholesky(Nq, rows, cols)
+        self.linear, self._factor_bytes = linear_solver(Nq, rows, cols, options)
 
     @property
     def bytes_per_point(self) -> int:
-        extra = len(self.q) * (len(self.p) + self.B.shape[0]) * 2
-        return self.cholesky.bytes_per_matrix(rhs=self.model.physics.n_comp) + 8 * (self.assemble_matrix.size + extra)
+        extra = len(self.q) * (len(self.p) + self.B.shape[0]) * 2 + self.N * self.model.physics.n_comp
+        return self._factor_bytes + 8 * (self.assemble_matrix.size + extra)
 
     def project(self, R: np.ndarray) -> np.ndarray:
         """R - B^T (B B^T)^-1 B R: the part of loads (..., N) that the multipliers do not take."""
@@ -229,7 +250,7 @@ class TractionSystem(ConstrainedSystem):
     def factorize(self, tangent):
         P = len(tangent)
         values = self.assemble_matrix(tangent)  # (slots, P)
-        factor = self.cholesky.factorize(values[: self.num_qq], interleaved=True)
+        factor = self.linear.factorize(values[: self.num_qq], interleaved=True)
         r, Nq = len(self.p), len(self.q)
         A_qp = values[self.num_qq : self.num_qq + Nq * r].T.reshape(P, Nq, r)
         A_pp = values[self.num_qq + Nq * r :].T.reshape(P, r, r)
@@ -256,6 +277,8 @@ class TractionSystem(ConstrainedSystem):
         return _TractionFactor(self, tangent, factor, A_qp, Z, S_inv, scale, failed)
 
 
-def make_constrained_system(model: RveModel, bc: RveBoundaryCondition) -> ConstrainedSystem:
-    """The array form of a boundary condition object."""
-    return TractionSystem(model, bc) if isinstance(bc, TractionBC) else ProlongationSystem(model, bc)
+def make_constrained_system(model: RveModel, bc: RveBoundaryCondition, options=None) -> ConstrainedSystem:
+    """The array form of a boundary condition object (``options``: PETSc options of the LU
+    used for large factors)."""
+    cls = TractionSystem if isinstance(bc, TractionBC) else ProlongationSystem
+    return cls(model, bc, options)
