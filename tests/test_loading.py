@@ -76,6 +76,20 @@ def test_values_that_are_not_finite_raise_when_evaluated(text, message):
         parse_expression(text)(np.zeros((3, 4)), 1.0)
 
 
+def test_values_beyond_the_config_bound_raise_when_evaluated():
+    """Expression values obey the bound of every config number (fe2.config.base.MAX_ABS)."""
+    from fe2.config.base import MAX_ABS
+    from fe2.expressions import MAX_ABS as EXPRESSION_BOUND
+
+    assert EXPRESSION_BOUND == MAX_ABS
+    x = np.zeros((3, 4))
+    x[0] = [0.0, 1.0, 2.0, 3.0]
+    values = parse_expression("1e15 * x / 3")(x, 0.0)
+    assert values[-1] == MAX_ABS  # the bound itself is allowed
+    with pytest.raises(ExpressionError, match=r"= 2e\+15 at x = 2, t = 2: magnitude must be <= 1e\+15"):
+        parse_expression("5e14 * x * t")(x, 2.0)
+
+
 def test_amplitudes_interpolate_hold_and_compare_up_to_a_time():
     cycle = Amplitude("cycle", (0.0, 1.0, 2.0, 3.0), (0.0, 1.0, -1.0, 1.0))
     assert [cycle(t) for t in (0.5, 1.5, 2.0, 2.75, 10.0)] == [0.5, 0.0, -1.0, 0.5, 1.0]
