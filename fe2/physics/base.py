@@ -51,8 +51,11 @@ class Physics(ABC):
     #: Names of the strain and stress fields in field files.
     strain_field: str = "strain"
     stress_field: str = "stress"
-    #: One-letter suffixes of the reaction columns, one per field component.
-    reaction_axes: str = "xyz"
+    #: history.csv: column prefix and plot label of what the supports exert on the body
+    #: (:meth:`history_columns`), and the plot label of the mean field value on a boundary.
+    reaction_column: str = "reaction"
+    reaction_label: str = "reaction force"
+    mean_label: str = "mean displacement of the boundary"
 
     def __init__(self, dim: int):
         if dim not in (2, 3):
@@ -65,6 +68,17 @@ class Physics(ABC):
     @abstractmethod
     def value_shape(self) -> tuple[int, ...]:
         """Shape of the field: () for a scalar, (dim,) for a vector."""
+
+    @property
+    def field_size(self) -> int:
+        """Number of components of the field (d for a displacement, 1 for a temperature): the
+        entries of a prescribed value, a surface load or a volume load."""
+        return int(np.prod(self.value_shape, dtype=int))
+
+    @property
+    def supports_rotation(self) -> bool:
+        """Whether a boundary may be prescribed a rigid rotation (a displacement field)."""
+        return self.value_shape == (self.dim,)
 
     @property
     @abstractmethod
@@ -126,6 +140,14 @@ class Physics(ABC):
         """A phase tangent at the reference state, as phase laws give it (``tangent(dim)``),
         -> the notation of this physics' effective tensors."""
         return C
+
+    def history_columns(self, boundary: str) -> tuple[list[str], list[str]]:
+        """history.csv columns of a Dirichlet boundary, one per field component: what the
+        supports exert (``reaction_<b>_x`` ...) and the mean field value there
+        (``displacement_<b>_x`` ...); no axis suffix for a scalar field."""
+        axes = [f"_{axis}" for axis in "xyz"[: self.field_size]] if self.field_size > 1 else [""]
+        return ([f"{self.reaction_column}_{boundary}{a}" for a in axes],
+                [f"{self.primary}_{boundary}{a}" for a in axes])
 
     # ------------------------------------------------------------------ coupling
 

@@ -31,7 +31,10 @@ class Conduction(Physics):
     flux_name = "heat flux"
     strain_field = "gradient"
     stress_field = "flux"
-    reaction_axes = "q"  # reaction_<boundary>_q: the heat flow into the body through it
+    # history.csv: heat_flow_<b> (into the body through boundary b), temperature_<b> (its mean)
+    reaction_column = "heat_flow"
+    reaction_label = "heat flow into the body"
+    mean_label = "mean temperature of the boundary"
 
     def __init__(self, dim: int, *, temperature: bool = False):
         super().__init__(dim)
