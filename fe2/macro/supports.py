@@ -73,8 +73,8 @@ def supports_and_loads(config: RunConfig, macro: MacroMesh, physics: Physics
     for i, bc in enumerate(config.boundary_conditions):
         key = f"boundary_conditions[{i}]"
         component = COMPONENTS[bc.component]
-        if component is not None and component >= size:
-            where = f"in a {macro.dim}D mesh" if size > 1 else f"for the scalar {physics.primary} (use 'all')"
+        if component is not None and (physics.value_shape == () or component >= size):
+            where = f"in a {macro.dim}D mesh" if physics.value_shape else f"for the scalar {physics.primary} (use 'all')"
             raise InputError(f"{key}.component: {bc.component!r} {where}")
         a = amplitude(config, bc.amplitude, bc.depends_on_time())
         if bc.rotation is not None:
