@@ -105,7 +105,8 @@ class MacroOutput:
     def _tensor_cells(self, vectors: np.ndarray) -> np.ndarray:
         """Cell-mean strain/stress vectors (cells, n) -> output values (3 x 3 tensors, or
         vectors for conduction), flat per cell."""
-        return self.problem.physics.output_values(vectors).reshape(len(vectors), -1)
+        physics = self.problem.physics  # (0, -1) cannot be reshaped: a rank may own no cell
+        return physics.output_values(vectors).reshape(len(vectors), int(np.prod(physics.output_shape)))
 
     def _set_cells(self, function: fem.Function, values: np.ndarray) -> None:
         """Write per-cell values (cells, ...) of the owned cells into a DG0 function."""
