@@ -29,8 +29,11 @@ from fe2.config.run import (
     RveSource,
     TractionConfig,
 )
+from fe2.config.rve_size import RveSizeConfig, RveSizeOptions
+from fe2.config.scale_separation import ScaleSeparationConfig
 from fe2.meshing.macro import MACRO_MESH_SPECS
 from fe2.meshing.specs import MESH_SPECS
+from fe2.meshing.windows import RandomMediumSpec
 
 DOC = (Path(__file__).resolve().parents[1] / "docs" / "config.md").read_text()
 MODELS = [
@@ -39,6 +42,7 @@ MODELS = [
     RunConfig, MacroOptions, MacroMeshSource, MaterialSource, RveSource, DirichletConfig,
     TractionConfig, LoadsConfig, Plane, MacroSolver, OutputConfig, ParallelConfig, CheckpointConfig,
     *MACRO_MESH_SPECS.values(),
+    RveSizeConfig, RveSizeOptions, RandomMediumSpec, ScaleSeparationConfig,
 ]
 
 

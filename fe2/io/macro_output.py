@@ -50,7 +50,7 @@ class MacroOutput:
     def __init__(
         self, problem: MacroProblem, directory: Path, *, fields_every: int, num_steps: int,
         fields_file: str | None = "fields.xdmf", rows: list[dict] | None = None,
-        probes: RveProbes | None = None,
+        probes: RveProbes | None = None, monitors: list | None = None,
     ):
         self.problem, self.directory = problem, Path(directory)
         self.fields_every, self.num_steps = fields_every, num_steps
@@ -71,6 +71,10 @@ class MacroOutput:
             self.xdmf = XDMFFile(self.comm, str(self.directory / fields_file), "w")
             self.xdmf.write_mesh(mesh)
         self.rows: list[dict] = list(rows or [])
+        #: Per-step monitors (e.g. the scale-separation indicator): ``step_columns(step)``
+        #: (collective) adds history columns, ``point_fields()`` per-point fields, ``FIELDS``
+        #: maps their names to the cell reduction.
+        self.monitors = list(monitors or [])
 
     # ------------------------------------------------------------------ fields
 
@@ -102,11 +106,16 @@ class MacroOutput:
         self._set_cells(self.stress, self._tensor_cells(self._cell_mean(forms.stress_qp)))
         strain = problem.macro_strains().reshape(cells, nq, problem.physics.n_comp)
         self._set_cells(self.strain, self._tensor_cells(self._cell_mean(strain)))
-        for name, values in problem.points.point_fields().items():
+        point_fields = dict(problem.points.point_fields())
+        reductions = dict(CELL_REDUCTION)
+        for monitor in self.monitors:
+            point_fields.update(monitor.point_fields())
+            reductions.update(monitor.FIELDS)
+        for name, values in point_fields.items():
             if name not in self.point_outputs:
                 self.point_outputs[name] = fem.Function(self.scalar_space, name=name)
             per_point = values.reshape(cells, nq)
-            reduce = CELL_REDUCTION.get(name)
+            reduce = reductions.get(name)
             cell_values = reduce(per_point, axis=1) if reduce else self._cell_mean(per_point)
             self._set_cells(self.point_outputs[name], cell_values)
         for function in (self.displacement, self.stress, self.strain, *self.point_outputs.values()):
@@ -138,14 +147,18 @@ class MacroOutput:
 
     def write_step(self, record: StepRecord) -> None:
         """Append the step to history.csv and write the fields when due (collective)."""
-        self.rows.append(self.history_row(record))
+        row = self.history_row(record)
+        for monitor in self.monitors:
+            row.update(monitor.step_columns(record.step))
+        self.rows.append(row)
         last = record.step == self.num_steps
         due = last or (self.fields_every and record.step % self.fields_every == 0)
         if due and self.xdmf is not None:
             self.write_fields(record.load_factor)
         if self.comm.rank == 0:
             out = io.StringIO()
-            writer = csv.DictWriter(out, fieldnames=list(self.rows[0]), lineterminator="\n")
+            columns = list(dict.fromkeys(key for row in self.rows for key in row))  # rows of a restart may add some
+            writer = csv.DictWriter(out, fieldnames=columns, restval="", lineterminator="\n")
             writer.writeheader()
             writer.writerows(self.rows)
             _atomic_write(self.directory / "history.csv", out.getvalue())

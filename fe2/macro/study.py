@@ -33,6 +33,7 @@ from fe2.macro.checkpoint import (
     check_compatible, checkpoint_root, latest_checkpoint, read_meta, restore_checkpoint, write_checkpoint,
 )
 from fe2.macro.problem import Dirichlet, MacroProblem, Traction
+from fe2.macro.scale_separation import ScaleSeparationMonitor
 from fe2.macro.stepping import StepRecord, run_load_steps
 from fe2.material_point import MaterialPoints
 from fe2.materials import AnisotropicLinearElastic
@@ -253,9 +254,13 @@ def run_study(config: RunConfig, comm: MPI.Comm, output: Path, *, restart: bool 
     if config.output.probes and fields_file is not None:
         suffix = "" if not done else f"_from_step_{done + 1}"
         probes = RveProbes(problem, config.output.probes, output, suffix)  # errors: the same on all ranks
+    separation = None
+    if (scale := config.output.scale_separation) is not None:
+        separation = ScaleSeparationMonitor(problem, **scale.model_dump())
     writer = MacroOutput(
         problem, output, fields_every=config.output.fields_every, num_steps=len(targets),
         fields_file=fields_file, rows=resumed["history"] if resumed else None, probes=probes,
+        monitors=[separation] if separation is not None else [],
     )
     if fields_file is not None:
         field_files = [*field_files, fields_file]
@@ -334,6 +339,9 @@ def run_study(config: RunConfig, comm: MPI.Comm, output: Path, *, restart: bool 
             "work_imbalance": max(rank_seconds) / (sum(rank_seconds) / len(rank_seconds))
             if sum(rank_seconds) > 0 else 1.0,
         }
+    if separation is not None:
+        summary["scale_separation"] = separation.summary(writer.rows)
+        separation.destroy()
     writer.write_summary(summary)
     writer.close()
     if status is not None:
