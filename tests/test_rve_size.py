@@ -287,3 +287,20 @@ def test_variance_decays_like_l_to_the_minus_d_and_bounds_close_in_2d(shared_tmp
         assert gap["loewner_order"], gap  # affine >= periodic >= traction, means, every size
         if i:
             assert gap["gap"] < result.gaps[i - 1]["gap"]
+
+
+def test_shipped_rve_size_config_runs_shortened_and_draws_its_plots(shared_tmp_path):
+    from fe2.config.rve_size import load_rve_size_config
+    from fe2.io.plots import plot_directory
+    from fe2.io.rve_size_output import write_rve_size
+
+    repo = Path(__file__).resolve().parents[1]
+    assert main(["validate", str(repo / "configs" / "rve_size_2d.yaml"), "-q"]) == 0
+    shipped = load_rve_size_config(repo / "configs" / "rve_size_2d.yaml")
+    options = shipped.rve_size.model_copy(update={"sizes": shipped.rve_size.sizes[:3], "realisations": 2})
+    study = shipped.model_copy(update={"rve_size": options})
+    result = run_rve_size_study(study, bcs=options.bcs, comm=comm, output=shared_tmp_path / "shipped")
+    if comm.rank == 0:
+        write_rve_size(result, shared_tmp_path / "shipped")
+        names = sorted(p.name for p in plot_directory(shared_tmp_path / "shipped"))
+        assert names == ["rve_size_mean.png", "rve_size_variance.png"]

@@ -197,3 +197,25 @@ def test_bad_indicator_config_exits_2(shared_tmp_path, capsys, value, message):
     assert main(["run", str(path), "-o", str(shared_tmp_path / "bad")]) == 2
     if comm.rank == 0:
         assert message in capsys.readouterr().err
+
+
+def test_indicator_does_not_depend_on_the_number_of_ranks(shared_tmp_path):
+    from fe2.config.base import validate
+    from fe2.config.run import RunConfig
+    from fe2.macro.study import run_study
+
+    data = {
+        "physics": "elasticity",
+        "macro": {"mesh": {"generate": {"type": "plate_with_hole", "mesh_size": 0.15, "hole_mesh_size": 0.06}}},
+        "material": {"law": {"E": 10.0, "nu": 0.3}},
+        "boundary_conditions": [{"boundary": "left", "component": "x"}, {"boundary": "bottom", "component": "y"},
+                                {"boundary": "right", "component": "x", "value": 0.01}],
+        "steps": 1,
+        "output": {"scale_separation": {"rve_size": ELL}},
+    }
+    config = validate(RunConfig, data, base_dir=shared_tmp_path, source="test")
+    world = run_study(config, comm, shared_tmp_path / "world")["scale_separation"]
+    alone = run_study(config, MPI.COMM_SELF, shared_tmp_path / f"self{comm.rank}")["scale_separation"]
+    assert world["final"] == pytest.approx(alone["final"], abs=1e-6)
+    assert world["worst"]["epsilon"] == pytest.approx(alone["worst"]["epsilon"], rel=1e-8)
+    np.testing.assert_allclose(world["worst"]["point"], alone["worst"]["point"], atol=1e-6)
