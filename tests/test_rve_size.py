@@ -105,6 +105,10 @@ def test_window_meshes_fill_the_box_and_the_periodic_variant_is_periodic(tmp_pat
         e1, e2 = x[cells[:, 1]] - x[cells[:, 0]], x[cells[:, 2]] - x[cells[:, 0]]
         area = 0.5 * np.abs(e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0])
         assert area.sum() == pytest.approx(25.0, rel=1e-12)  # no hole, no overlap at the cuts
+        edges = [x[cells[:, (i + 1) % 3]] - x[cells[:, i]] for i in range(3)]
+        lengths = np.array([np.linalg.norm(e, axis=1) for e in edges])
+        smallest_angle = np.arcsin(np.clip(2 * area / (lengths.max(axis=0) * np.sort(lengths, axis=0)[1]), 0, 1))
+        assert np.degrees(smallest_angle.min()) > 10  # no sliver element at the cuts
         inclusion = area[np.isin(np.arange(len(area)), rve.cell_tags.find(2))].sum() / 25.0
         centres, radii = spec.balls()
         if periodic:

@@ -58,13 +58,6 @@ class RveSizeOptions(ConfigModel):
             raise ValueError(f"a boundary condition is listed twice (got {bcs})")
         return [bc for bc in ("affine", "periodic", "traction") if bc in bcs]
 
-    @model_validator(mode="after")
-    def _mesh_fits(self) -> RveSizeOptions:
-        h = self.microstructure.mesh_size
-        if h > 0.5 * self.sizes[0]:
-            raise ValueError(f"microstructure.mesh_size: must be <= sizes[0]/2 = {0.5 * self.sizes[0]:g}")
-        return self
-
 
 class RveSizeConfig(ConfigModel):
     """An RVE-size study: `fe2 homogenize` of a config with an `rve_size` section."""

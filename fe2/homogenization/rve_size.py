@@ -198,7 +198,10 @@ def solve_unit(config: RveSizeConfig, unit: Unit, *, keep_mesh: Path | None = No
     physics = make_physics(config.physics, rve.dim)
     present = set(np.unique(rve.cell_tags.values).tolist())
     materials = {p.tag: p.material() for p in config.phases.values() if p.tag in present}
-    model = RveModel(rve.mesh, rve.cell_tags, physics, materials, degree=options.degree)
+    try:
+        model = RveModel(rve.mesh, rve.cell_tags, physics, materials, degree=options.degree)
+    except InputError as exc:  # e.g. a mesh that does not fill its box: a meshing failure
+        raise ComputationError(f"window {unit.name}: {exc}") from None
     fraction = model.volume_fractions().get(2, 0.0)
     mesh_seconds = time.perf_counter() - t0
     samples = []
@@ -257,9 +260,10 @@ def run_rve_size_study(
             busy += time.perf_counter() - t0
             log.debug("rank %d: %s done (%d/%d, %.2f s)", comm.rank, unit.name, count, len(mine),
                       time.perf_counter() - t0)
-            if comm.rank == 0:
-                log.info("rank 0: %d/%d units, last %s (%.1f s)", count, len(mine), unit.name,
-                         time.perf_counter() - t0)
+            if comm.rank == 0 and (10 * count) // len(mine) > (10 * (count - 1)) // len(mine):
+                elapsed = time.perf_counter() - start
+                log.info("rank 0: %d/%d work units done, elapsed %.0f s, ETA %.0f s", count,
+                         len(mine), elapsed, elapsed / count * (len(mine) - count))
         return computed, busy
 
     computed, busy = collectively(

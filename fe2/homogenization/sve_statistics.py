@@ -18,7 +18,7 @@ Per L: the bound gap :math:`g(L) = \|\bar C_{affine} - \bar C_{traction}\|_F / \
 least-squares slope of :math:`\log V` against :math:`\log L`; its 95 % confidence interval
 is the 2.5/97.5 percentile interval of :math:`\gamma` over bootstrap resamples (the N
 realisations of every size drawn with replacement, 2000 times, seeded), which needs no
-assumption on the distribution of the tensors. Theory: :math:`\gamma = d` for a medium with
+assumption on the distribution of the tensors (none with fewer than 5 realisations). Theory: :math:`\gamma = d` for a medium with
 finite correlation length. The same fit is made per component and for the bound gap
 (:math:`g \propto L^{-\beta}`, no interval).
 
@@ -35,6 +35,8 @@ from dataclasses import dataclass
 import numpy as np
 
 BOOTSTRAP = 2000
+MIN_BOOTSTRAP = 5
+"""Fewest realisations per size for a bootstrap interval (with fewer it is meaningless)."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,7 @@ def variance_exponent(
         return -np.sum(x * (y - y.mean(axis=-2, keepdims=True)), axis=-2) / np.sum(x**2)
 
     estimate = exponents(series(np.array([np.var(g, axis=0, ddof=1) for g in groups])))
+    few = min(len(g) for g in groups)
     resampled = np.stack([
         np.var(g[rng.integers(0, len(g), size=(bootstrap, len(g)))], axis=1, ddof=1) for g in groups
     ], axis=1)  # (bootstrap, sizes, n, n)
@@ -140,7 +143,7 @@ def variance_exponent(
     def entry(column: int) -> dict:
         gamma = estimate[column]
         values = draws[:, column][np.isfinite(draws[:, column])]
-        enough = len(values) >= 0.9 * bootstrap and bootstrap > 1
+        enough = len(values) >= 0.9 * bootstrap and bootstrap > 1 and few >= MIN_BOOTSTRAP
         return {
             "gamma": float(gamma) if np.isfinite(gamma) else None,
             "ci95": [float(v) for v in np.percentile(values, [2.5, 97.5])] if enough else None,

@@ -141,7 +141,7 @@ def format_rve_size_report(result: RveSizeResult) -> str:
         f"{config.rve_size.microstructure.volume_fraction:g}: {config.rve_size.realisations} "
         f"realisations per size (L in inclusion diameters)",
         f"relative std of one window's {key} (Frobenius) per BC, affine-traction gap:",
-        f"{'L':>8}" + "".join(f"{bc:>12}" for bc in result.bcs) + f"{'gap':>10}{'order':>8}",
+        f"{'L':>8}" + "".join(f"{bc:>12}" for bc in result.bcs) + f"{'gap':>10}{'order':>10}",
     ]
     for i, gap in enumerate(result.gaps):
         order = gap.get("loewner_order")
@@ -149,7 +149,7 @@ def format_rve_size_report(result: RveSizeResult) -> str:
             f"{gap['size']:>8g}"
             + "".join(f"{result.statistics[bc][i].relative_std:>12.4g}" for bc in result.bcs)
             + (f"{gap['gap']:>10.4g}" if "gap" in gap else f"{'':>10}")
-            + f"{'' if order is None else ('ok' if order else 'VIOLATED'):>8}"
+            + f"{'' if order is None else ('ok' if order else 'VIOLATED'):>10}"
         )
     lines.append(f"variance exponent gamma (Var ~ L^-gamma; theory {config.dim}):")
     for bc, e in result.exponents.items():

@@ -91,7 +91,7 @@ class RandomMediumSpec(BaseModel):
         limit = 0.85 * self.max_volume_fraction
         if self.volume_fraction > limit:
             raise ValueError(
-                f"volume_fraction: must be <= {limit:.3f} for {self.inclusions} with min_gap "
+                f"volume_fraction: must be <= {limit:.4f} for {self.inclusions} with min_gap "
                 f"{self.min_gap:g} (85 % of the random-sequential-addition jamming limit; "
                 f"got {self.volume_fraction:g})"
             )
@@ -109,18 +109,11 @@ class WindowSpec(RandomMediumSpec):
     periodic variant; meshed with one physical group per phase (1 matrix, 2 inclusions)."""
 
     type: ClassVar[str] = "random_window"
-    MIN_SIZE: ClassVar[float] = 2.0
 
     size: float = Field(ge=2.0, le=1000.0, description="window edge L [diameters]")
     realisation: int = Field(ge=0, description="realisation number k")
     seed: int = Field(0, ge=0, description="entropy of the numpy SeedSequence of the study")
     periodic: bool = Field(False, description="the periodic variant (for periodic BCs)")
-
-    @model_validator(mode="after")
-    def _fits(self) -> WindowSpec:
-        if self.mesh_size > 0.5 * self.size:
-            raise ValueError(f"mesh_size: must be <= size/2 = {0.5 * self.size:g}")
-        return self
 
     # ------------------------------------------------------------------ random numbers
 
