@@ -4,25 +4,29 @@ Lengths are in units of the mean inclusion diameter :math:`\bar D = 1`.
 
 **The medium.** Discs (2D) or spheres (3D) with diameters uniform in :math:`[1-p, 1+p]`
 (``polydispersity`` p), placed by random sequential addition (RSA, largest first) on a torus
-of side :math:`M = 3L + 2` until their volume is the fraction f of :math:`M^d`; every two
-surfaces stay ``min_gap`` g apart. On a torus the process is stationary (translation
-invariant); a window :math:`[m, m + L]^d`, :math:`m = (M - L)/2`, is translated to
+of side :math:`M \approx 3L + 2`: diameters are drawn until their balls fill f of
+:math:`(3L+2)^d` (to the nearest ball), then M is set so that they fill exactly f of
+:math:`M^d`; every two surfaces stay ``min_gap`` g apart. On a torus the process is
+stationary (translation invariant); a window :math:`[m, m + L]^d`, :math:`m = (M - L)/2`, is translated to
 :math:`[0, L]^d`. Fixing the number of balls in the torus lowers the variance of a window's
 content by the factor :math:`1 - (L/M)^d \ge 8/9` (2D), nearly the same at every L.
 
 **Slivers.** So that the cut leaves no feature thinner than :math:`\delta = g/2` (caps,
-matrix gaps, corner pieces), a candidate ball that meets the window is rejected when, with
-:math:`d_k` the distance of its centre to the nearest window plane of axis k, some
+matrix gaps, corner pieces), a candidate ball that meets the window is inadmissible when,
+with :math:`d_k` the distance of its centre to the nearest window plane of axis k, some
 :math:`d_k < \delta` or :math:`|\sqrt{\sum_{k \in S} d_k^2} - r| < \delta` for a set of axes S
 (tangency to a face, an edge or a corner): the rule of the periodic generator
-(:func:`fe2.meshing.packing.boundary_clearance_ok`), applied to the window's planes. It
-excludes bands of width :math:`2\delta` around the window faces from the centres -- a
-selection of order :math:`\delta / \bar D`, not a change of the medium's statistics.
+(:func:`fe2.meshing.packing.boundary_clearance_ok`), applied to the window's planes. Such a
+candidate is moved by a random displacement of at most :math:`2\delta` per axis out of the
+bands, not dropped: dropping would thin out the balls whose centres lie in the bands (bands
+of width ~3δ along every face, a content deficit of order :math:`10\delta/L`), while a small
+symmetric displacement changes the window's content only at second order.
 
 **Periodic variant** (for periodic BCs): the same RSA on the torus of side L itself, the
 balls' diameters drawn alike and scaled by a common factor so that the volume fraction is
-exactly f; the clearance rule keeps the periodic copies clear of the cell faces. Its scatter
-comes from the arrangement only, not from the inclusion content.
+exactly f; the same clearance rule (with the same displacement) keeps the periodic copies
+clear of the cell faces. Its scatter comes from the arrangement only, not from the inclusion
+content.
 
 **Seeds.** Realisation k of size L (and variant) is drawn with
 ``numpy.random.SeedSequence(seed, spawn_key=(round(1e6 L), k, periodic))``: it is
@@ -46,6 +50,7 @@ log = logging.getLogger(__name__)
 #: RSA jamming limits (equal balls, no gap): 2D ~0.547, 3D ~0.385.
 JAMMING = {2: 0.547, 3: 0.385}
 _BATCH = 32
+_JITTERS = 8
 
 
 def ball_volume(radius: np.ndarray | float, dim: int) -> np.ndarray | float:
@@ -160,11 +165,13 @@ class WindowSpec(RandomMediumSpec):
             def admissible(c: np.ndarray, r: float) -> np.ndarray:
                 return boundary_clearance_ok(c, radius=r, size=L, clearance=delta)
 
-            centres = _rsa(radii, box=L, gap=gap, rng=rng, admissible=admissible, dim=dim)
+            centres = _rsa(
+                radii, box=L, gap=gap, rng=rng, admissible=admissible, dim=dim, jitter=2.0 * delta
+            )
             return centres, radii
-        M = 3.0 * L + 2.0
+        radii = 0.5 * self._diameters(rng, self.volume_fraction * (3.0 * L + 2.0) ** dim)
+        M = (float(np.sum(ball_volume(radii, dim))) / self.volume_fraction) ** (1.0 / dim)
         lo = 0.5 * (M - L)
-        radii = 0.5 * self._diameters(rng, self.volume_fraction * M**dim)
 
         def admissible(c: np.ndarray, r: float) -> np.ndarray:
             x = c - lo
@@ -176,7 +183,9 @@ class WindowSpec(RandomMediumSpec):
                 ok[near] = boundary_clearance_ok(mirrored[near], radius=r, size=L, clearance=delta)
             return ok
 
-        centres = _rsa(radii, box=M, gap=gap, rng=rng, admissible=admissible, dim=dim) - lo
+        centres = _rsa(
+            radii, box=M, gap=gap, rng=rng, admissible=admissible, dim=dim, jitter=2.0 * delta
+        ) - lo
         outside = np.maximum(np.maximum(-centres, centres - L), 0.0)
         meets = np.linalg.norm(outside, axis=1) < radii
         return centres[meets], radii[meets]
@@ -230,10 +239,16 @@ class WindowSpec(RandomMediumSpec):
 
 def _rsa(
     radii: np.ndarray, *, box: float, gap: float, rng: np.random.Generator, admissible, dim: int,
+    jitter: float = 0.0,
 ) -> np.ndarray:
     """Random sequential addition of balls ``radii`` (n,) in the given order on the torus
     [0, box)^dim; surfaces at least ``gap`` apart (minimum image); a candidate must also pass
     ``admissible(centres (m, d), r) -> mask (m,)``. Returns the centres (n, d).
+
+    With ``jitter`` > 0 an inadmissible candidate is not dropped but moved: the first of 8
+    admissible positions ``c + U(-jitter, jitter)^d`` replaces it (dropped if none is). Its
+    ball then still exists, a little displaced, so excluded bands do not thin out the balls
+    nearby (dropping would lower the inclusion content near the bands).
 
     Candidates come in batches of 32 from ``rng``; the first admissible one clear of the
     placed balls is taken. A cell grid of side >= 2 r_max + gap holds the placed balls, so a
@@ -258,7 +273,16 @@ def _rsa(
                 )
             candidates = rng.uniform(0.0, box, size=(_BATCH, dim))
             attempts += _BATCH
-            candidates = candidates[admissible(candidates, float(r))]
+            ok = admissible(candidates, float(r))
+            if jitter > 0.0 and not ok.all():
+                moved = (candidates[~ok][:, None, :]
+                         + rng.uniform(-jitter, jitter, size=(np.count_nonzero(~ok), _JITTERS, dim))) % box
+                good = admissible(moved.reshape(-1, dim), float(r)).reshape(-1, _JITTERS)
+                first = np.argmax(good, axis=1)
+                rescued = good[np.arange(len(first)), first]
+                candidates[np.flatnonzero(~ok)[rescued]] = moved[rescued, first[rescued]]
+                ok[np.flatnonzero(~ok)[rescued]] = True
+            candidates = candidates[ok]
             if len(candidates) == 0:
                 continue
             keys = np.floor(candidates / side).astype(np.int64) % cells
