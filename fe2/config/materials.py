@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from fe2.config.base import ConfigModel
 from fe2.materials import J2Plasticity, LinearConductor, LinearElastic, Material, NeoHookean
@@ -89,6 +89,18 @@ def with_default_laws(data: Any, physics: Any) -> Any:
     if law is None or not isinstance(data, dict):
         return data
     return {name: ({"law": law, **p} if isinstance(p, dict) else p) for name, p in data.items()}
+
+
+class WithDefaultLaws(ConfigModel):
+    """Base of a study with top-level ``physics`` and ``phases``: a phase without ``law``
+    gets the default law of the physics."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_laws(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "phases" in data:
+            data = {**data, "phases": with_default_laws(data["phases"], data.get("physics"))}
+        return data
 
 
 def check_law(phase, physics: str, *, key: str) -> None:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from fe2.config.base import ConfigModel, load_config
-from fe2.config.materials import Phase, check_phases, with_default_laws
+from fe2.config.materials import Phase, WithDefaultLaws, check_phases
 from fe2.config.rve import SolverOptions
 from fe2.meshing.windows import RandomMediumSpec
 
@@ -59,7 +59,7 @@ class RveSizeOptions(ConfigModel):
         return [bc for bc in ("affine", "periodic", "traction") if bc in bcs]
 
 
-class RveSizeConfig(ConfigModel):
+class RveSizeConfig(WithDefaultLaws):
     """An RVE-size study: `fe2 homogenize` of a config with an `rve_size` section."""
 
     physics: Literal["elasticity", "finite_strain", "conduction"] = Field(
@@ -70,13 +70,6 @@ class RveSizeConfig(ConfigModel):
     )
     rve_size: RveSizeOptions
     solver: SolverOptions = SolverOptions()
-
-    @model_validator(mode="before")
-    @classmethod
-    def _default_laws(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "phases" in data:
-            data = {**data, "phases": with_default_laws(data["phases"], data.get("physics"))}
-        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> RveSizeConfig:

@@ -300,8 +300,7 @@ def summarize(config: RveSizeConfig, bcs: list[str], samples: dict[tuple, Sample
                 L, bc, tensors, np.array([s.volume_fraction for s in group])
             ))
     gaps = [
-        {"size": L, **sve.bound_gaps({bc: statistics[bc][i].mean for bc in bcs})}
-        for i, L in enumerate(sizes)
+        {"size": L, **sve.bound_gaps({bc: groups[bc][i] for bc in bcs})} for i, L in enumerate(sizes)
     ]
     exponents = {
         bc: sve.variance_exponent(

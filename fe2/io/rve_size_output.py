@@ -18,6 +18,8 @@ from fe2.io.results import NOTATION, TENSOR_KEY, _atomic, write_json
 from fe2.rve.physics import make_physics
 
 FILES = ("rve_size.json", "rve_size.csv", "rve_size_samples.csv")
+#: How the Loewner order of the means is shown in the table.
+LOEWNER = {"holds": "ok", "within sampling error": "ok (±2se)", "violated": "VIOLATED"}
 
 
 def _labels(result: RveSizeResult) -> list[str]:
@@ -140,7 +142,8 @@ def format_rve_size_report(result: RveSizeResult) -> str:
         f"{config.physics}, {config.dim}D {config.rve_size.microstructure.inclusions}, f = "
         f"{config.rve_size.microstructure.volume_fraction:g}: {config.rve_size.realisations} "
         f"realisations per size (L in inclusion diameters)",
-        f"relative std of one window's {key} (Frobenius) per BC, affine-traction gap:",
+        f"relative std of one window's {key} (Frobenius) per BC, affine-traction gap, order "
+        f"affine >= periodic >= traction of the means:",
         f"{'L':>8}" + "".join(f"{bc:>12}" for bc in result.bcs) + f"{'gap':>10}{'order':>10}",
     ]
     for i, gap in enumerate(result.gaps):
@@ -149,7 +152,7 @@ def format_rve_size_report(result: RveSizeResult) -> str:
             f"{gap['size']:>8g}"
             + "".join(f"{result.statistics[bc][i].relative_std:>12.4g}" for bc in result.bcs)
             + (f"{gap['gap']:>10.4g}" if "gap" in gap else f"{'':>10}")
-            + f"{'' if order is None else ('ok' if order else 'VIOLATED'):>10}"
+            + f"{LOEWNER.get(order, ''):>10}"
         )
     lines.append(f"variance exponent gamma (Var ~ L^-gamma; theory {config.dim}):")
     for bc, e in result.exponents.items():
