@@ -280,20 +280,21 @@ def test_bad_rve_size_config_exits_2_naming_the_key(shared_tmp_path, capsys, cha
 
 @pytest.mark.slow
 def test_variance_decays_like_l_to_the_minus_d_and_bounds_close_in_2d(shared_tmp_path):
-    """VERIFICATION 4 and 11: discs, f = 0.3, contrast 10, 5 sizes, 30 realisations each.
+    """VERIFICATION 4 and 11: discs, f = 0.3, contrast 10, 6 sizes, 60 realisations each.
 
-    The periodic variant has no boundary layer: its variance decays like L^-2. The cut
-    windows under affine and traction BCs add a boundary-layer term (inclusions cut by the
-    boundary, ~ L^(d-1) of them, each weighing ~ L^-d: variance ~ L^-(d+1)), so at these
-    sizes their fitted exponent lies between d and d + 1.
+    Var ~ L^-2 for the periodic windows and for the cut windows under traction BCs (+-0.3;
+    the fit's standard error with 60 realisations is ~0.1). Under affine BCs the inclusions
+    cut by the boundary (~ L^(d-1) of them, each weighing ~ L^-d) add a boundary-layer
+    variance ~ L^-(d+1): at these sizes its fitted exponent lies between d and d + 1 (measured
+    2.3-2.6).
     """
-    study = config(sizes=[3, 4, 6, 8, 12], realisations=30, seed=11,
-                   microstructure={"volume_fraction": 0.3, "mesh_size": 0.2})
+    study = config(sizes=[3, 4, 6, 8, 12, 16], realisations=60, seed=11,
+                   microstructure={"volume_fraction": 0.3, "mesh_size": 0.3})
     result = run_rve_size_study(study, bcs=["affine", "periodic", "traction"], comm=comm,
                                 output=shared_tmp_path / "stat")
-    assert result.exponents["periodic"]["gamma"] == pytest.approx(2.0, abs=0.3)
-    for bc in ("affine", "traction"):
-        assert 2.0 - 0.3 < result.exponents[bc]["gamma"] < 3.0 + 0.3, bc
+    for bc in ("periodic", "traction"):
+        assert result.exponents[bc]["gamma"] == pytest.approx(2.0, abs=0.3), bc
+    assert 2.0 - 0.3 < result.exponents["affine"]["gamma"] < 3.0 + 0.3
     for i, gap in enumerate(result.gaps):
         # affine >= periodic >= traction for the means at every size: strictly for the
         # affine-traction pair (window by window), within 2 standard errors for the periodic
@@ -302,23 +303,6 @@ def test_variance_decays_like_l_to_the_minus_d_and_bounds_close_in_2d(shared_tmp
         assert gap["loewner_order"] in ("holds", "within sampling error"), gap
         if i:
             assert gap["gap"] < result.gaps[i - 1]["gap"]
-
-
-def test_shipped_rve_size_config_runs_shortened_and_draws_its_plots(shared_tmp_path):
-    from fe2.config.rve_size import load_rve_size_config
-    from fe2.io.plots import plot_directory
-    from fe2.io.rve_size_output import write_rve_size
-
-    repo = Path(__file__).resolve().parents[1]
-    assert main(["validate", str(repo / "configs" / "rve_size_2d.yaml"), "-q"]) == 0
-    shipped = load_rve_size_config(repo / "configs" / "rve_size_2d.yaml")
-    options = shipped.rve_size.model_copy(update={"sizes": shipped.rve_size.sizes[:3], "realisations": 2})
-    study = shipped.model_copy(update={"rve_size": options})
-    result = run_rve_size_study(study, bcs=options.bcs, comm=comm, output=shared_tmp_path / "shipped")
-    if comm.rank == 0:
-        write_rve_size(result, shared_tmp_path / "shipped")
-        names = sorted(p.name for p in plot_directory(shared_tmp_path / "shipped"))
-        assert names == ["rve_size_mean.png", "rve_size_variance.png"]
 
 
 def window_fraction(centres: np.ndarray, radii: np.ndarray, *, size: float, dim: int, per_diameter: int) -> float:
