@@ -7,9 +7,10 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from fe2.config.base import ConfigModel, load_config
+from fe2.config.base import ConfigModel, Limits, load_config
 from fe2.config.materials import Phase, WithDefaultLaws, check_phases
 from fe2.config.rve import SolverOptions
+from fe2.meshing.specs import SIMPLICES_PER_CUBE
 from fe2.meshing.windows import RandomMediumSpec
 
 BC = Literal["affine", "periodic", "traction"]
@@ -42,6 +43,13 @@ class RveSizeOptions(ConfigModel):
         1, ge=0, description="realisations per size whose window meshes are kept in windows/"
     )
 
+    def estimated_cells(self) -> float:
+        """Rough cell count of the largest window before meshing (checked against
+        ``limits.cells``), as for the RVE generators."""
+        medium = self.microstructure
+        h = min(medium.mesh_size, medium.inclusion_mesh_size or medium.mesh_size)
+        return SIMPLICES_PER_CUBE[medium.dim] * (max(self.sizes) / h) ** medium.dim
+
     @field_validator("sizes")
     @classmethod
     def _increasing(cls, sizes: list[float]) -> list[float]:
@@ -70,6 +78,7 @@ class RveSizeConfig(WithDefaultLaws):
     )
     rve_size: RveSizeOptions
     solver: SolverOptions = SolverOptions()
+    limits: Limits = Limits()
 
     @model_validator(mode="after")
     def _consistent(self) -> RveSizeConfig:

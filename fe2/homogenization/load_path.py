@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fe2.errors import ComputationError, InputError
-from fe2.io.rve_fields import RveFields, Snapshot
+from fe2.io.rve_fields import Snapshot
 from fe2.material_point import MaterialPointFailure
-from fe2.rve.newton import RveSolver
+from fe2.rve.micro_solver import MicroSolver
 from fe2.rve.physics import Physics
 from fe2.rve.pool import RvePool
 from fe2.tensors import to_mandel
@@ -72,11 +72,12 @@ class LoadPathResult:
 
 
 def run_load_path(
-    solver: RveSolver, path: list[np.ndarray], *, field_steps: set[int], max_cutbacks: int
+    solver: MicroSolver, path: list[np.ndarray], *, field_steps: set[int], max_cutbacks: int
 ) -> LoadPathResult:
     """Apply ``path`` (list of strain vectors) from the virgin state; see the module doc."""
     pool = RvePool(solver, 1)
-    fields = RveFields(solver.model) if field_steps else None
+    if field_steps:
+        pool.set_probes([0])  # keep the RVE fields of every solve
     result = LoadPathResult(bc=solver.kind)
     previous = solver.model.physics.reference_strain
     for step, target in enumerate(path, start=1):
@@ -96,8 +97,8 @@ def run_load_path(
         result.hill_mandel.append(response.hill_mandel_residual)
         result.max_plastic_strain.append(p_max)
         result.seconds.append(time.perf_counter() - t0)
-        if fields is not None and step in field_steps:
-            result.snapshots.append((float(step), fields.snapshot(history)))
+        if step in field_steps:
+            result.snapshots.append((float(step), pool.probe_fields()[0]))
         log.info(
             "%s step %d/%d: %d Newton iterations%s, |Sigma| %.4g, max p %.3g",
             solver.kind, step, len(path), iterations,

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fe2.errors import InputError
+from fe2.errors import InputError, ResourceError, collectively, os_error_cause
 from fe2.io.rve_fields import RveFields, Snapshot
 from fe2.macro.problem import MacroProblem
+from fe2.material_point import ProbesUnsupported
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +35,6 @@ class RveProbes:
     def __init__(self, problem: MacroProblem, positions: dict[str, list[float]], directory: Path, suffix: str = ""):
         self.problem, self.comm = problem, problem.comm
         points = problem.points
-        if not hasattr(points, "set_probes"):
-            raise InputError(
-                "output.probes: RVE fields exist only with concurrent FE² coupling "
-                f"(material.rve with nonlinear phases, or coupling: concurrent); this run uses {points.kind!r} points"
-            )
         dim = problem.mesh.geometry.dim
         x = problem.forms.quadrature_coordinates().reshape(-1, dim)
         self.home: dict[str, int] = {}  # probe -> local point index, for the probes homed here
@@ -59,7 +55,13 @@ class RveProbes:
             if self.comm.rank == 0:
                 log.info("probe %r: RVE fields of the macro point at %s (%.3g from %s) -> %s",
                          name, np.round(at, 6).tolist(), best[0], position, self.located[name]["file"])
-        points.set_probes(sorted(self.home.values()))
+        try:
+            points.set_probes(sorted(self.home.values()))
+        except ProbesUnsupported as exc:
+            raise InputError(
+                "output.probes: RVE fields exist only with concurrent FE² coupling "
+                f"(material.rve with nonlinear phases, or coupling: concurrent); {exc}"
+            ) from None
         self.directory = Path(directory)
         self.writer = RveFields(points.solver.model) if self.comm.rank == 0 else None
         self.snapshots: dict[str, list[tuple[float, Snapshot]]] = {name: [] for name in positions}
@@ -69,10 +71,18 @@ class RveProbes:
         fields = self.problem.points.probe_fields()
         mine = {name: fields[i] for name, i in self.home.items() if i in fields}
         gathered = self.comm.gather(mine, root=0)
-        if self.comm.rank != 0:
-            return
-        found = {name: snap for part in gathered for name, snap in part.items()}
-        for name, snapshots in self.snapshots.items():
-            if name in found:
-                snapshots.append((time, found[name]))
-                self.writer.write(self.directory / self.located[name]["file"], snapshots)
+
+        def write() -> None:  # rank 0; a file system error is raised on every rank
+            if self.comm.rank != 0:
+                return
+            found = {name: snap for part in gathered for name, snap in part.items()}
+            for name, snapshots in self.snapshots.items():
+                if name in found:
+                    snapshots.append((time, found[name]))
+                    path = self.directory / self.located[name]["file"]
+                    try:
+                        self.writer.write(path, snapshots)
+                    except OSError as exc:
+                        raise ResourceError(f"cannot write {path}: {os_error_cause(exc)}") from None
+
+        collectively(self.comm, write, errors=(ResourceError,))

@@ -1,4 +1,4 @@
-"""RVE fields for ParaView: snapshots of states, written together as one XDMF file.
+"""RVE fields for ParaView and meshio: snapshots of states, written together as one XDMF file.
 
 Fields (``snapshot``): the total displacement u = (macro part) + w, or the temperature, as a
 P1 function; the stress (Cauchy sigma, Piola P, or the flux) averaged over each cell (DG0,
@@ -16,9 +16,8 @@ from pathlib import Path
 import numpy as np
 import ufl
 from dolfinx import fem
-from dolfinx.io import XDMFFile
-from mpi4py import MPI
 
+from fe2.io.field_series import write_series_file
 from fe2.rve.model import History, RveModel
 from fe2.tensors import from_mandel
 
@@ -44,7 +43,9 @@ class RveFields:
         V1 = fem.functionspace(mesh, ("Lagrange", 1, physics.value_shape))
         x = ufl.SpatialCoordinate(mesh)
         centre = fem.Constant(mesh, model.box.centre)
-        total = physics.macro_field(model.E, x - centre) + model.w
+        self.E = fem.Constant(mesh, np.zeros(physics.n_comp))  # macro strain of a snapshot
+        self.w = fem.Function(model.V)  # fluctuation of a snapshot
+        total = physics.macro_field(self.E, x - centre) + self.w
         self._total = fem.Expression(total, V1.element.interpolation_points)
         stress_shape = (dim,) if physics.name == "conduction" else (3, 3)
         self.functions = {
@@ -60,12 +61,15 @@ class RveFields:
         dV = self.model.dV
         return np.einsum("cq,cq...->c...", dV, values) / dV.sum(axis=1).reshape((-1,) + (1,) * (values.ndim - 2))
 
-    def snapshot(self, history: History) -> Snapshot:
-        """Fields of the model's current state (E, w, stress) with its ``history``."""
+    def snapshot(self, E: np.ndarray, w: np.ndarray, stress_qp: np.ndarray, history: History) -> Snapshot:
+        """Fields of one RVE state: macro strain E (n,), fluctuation w (N,), stress at the
+        quadrature points (num_cells, num_qp, n) and history."""
         model = self.model
+        self.E.value = E
+        self.w.x.array[:] = w
         u = self.functions[self.primary]
         u.interpolate(self._total)
-        stress = self._cell_average(model.stress_qp)
+        stress = self._cell_average(stress_qp)
         if model.physics.name != "conduction":
             dim = model.box.dim
             tensor = from_mandel(stress) if model.physics.name == "elasticity" else stress.reshape(-1, dim, dim)
@@ -83,20 +87,23 @@ class RveFields:
         }
 
     def write(self, path: Path, snapshots: list[tuple[float, Snapshot]]) -> None:
-        """Write snapshots (time, fields) to one XDMF file (+ .h5), atomically."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.stem}.tmp.xdmf")
-        with XDMFFile(MPI.COMM_SELF, str(tmp), "w") as xdmf:
-            xdmf.write_mesh(self.model.mesh)
-            for time, snapshot in snapshots:
-                for name, function in self.functions.items():
-                    if name == self.primary:
-                        function.x.array[:] = snapshot[name]
-                    else:
-                        set_cell_values(function, snapshot[name].reshape(self.model.num_cells, -1))
-                    xdmf.write_function(function, time)
-        # The .xdmf refers to its .h5 by name: rename the heavy data first, then fix the link.
-        tmp.with_suffix(".h5").replace(path.with_suffix(".h5"))
-        text = tmp.read_text().replace(tmp.with_suffix(".h5").name, path.with_suffix(".h5").name)
-        path.write_text(text)
-        tmp.unlink()
+        """Write snapshots (time, fields) to one XDMF file (+ .h5), atomically (the layout of
+        :func:`fe2.io.field_series.write_series_file`: ParaView, meshio, h5py).
+
+        Raises:
+            OSError: the file system refused (no temporary file is left).
+        """
+        centers = {name: "Node" if name == self.primary else "Cell" for name in self.functions}
+        series = []
+        for time, snapshot in snapshots:
+            functions = {}
+            for name, function in self.functions.items():
+                copy = function.copy()
+                copy.name = name
+                if name == self.primary:
+                    copy.x.array[:] = snapshot[name]
+                else:
+                    set_cell_values(copy, snapshot[name].reshape(self.model.num_cells, -1))
+                functions[name] = copy
+            series.append((time, functions))
+        write_series_file(Path(path), self.model.mesh, series, centers)

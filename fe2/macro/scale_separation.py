@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import basix.ufl
 import numpy as np
 import ufl
 from dolfinx import fem
@@ -74,10 +73,7 @@ class ScaleSeparation:
         self.forms, self.rve_size, self.tolerance, self.strain_floor = forms, rve_size, tolerance, strain_floor
         mesh, n = forms.mesh, forms.physics.n_comp
         self.comm = mesh.comm
-        element = basix.ufl.quadrature_element(
-            mesh.basix_cell(), value_shape=(n,), scheme="default", degree=forms.quadrature_degree
-        )
-        self.strain_q = fem.Function(fem.functionspace(mesh, element))
+        self.strain_q = fem.Function(forms.space.quadrature_space((n,)))
         W = fem.functionspace(mesh, ("Lagrange", 1, (n,)))
         self.projected = fem.Function(W)
         u, v = ufl.TrialFunction(W), ufl.TestFunction(W)
@@ -87,7 +83,7 @@ class ScaleSeparation:
         self.rhs_form = fem.form(ufl.inner(self.strain_q, v) * forms.dx)
         self.solver = DirectSolver(self.comm, prefix=f"fe2_scale_separation_{id(self)}_")
         self.solver.factorize(self.mass)
-        self.gradient = fem.Expression(ufl.grad(self.projected), forms._reference_points)
+        self.gradient = fem.Expression(ufl.grad(self.projected), forms.space.reference_points)
         dim = mesh.geometry.dim
         self.points = forms.quadrature_coordinates().reshape(-1, dim)
         self.dV = forms.dV.ravel()
@@ -147,6 +143,11 @@ class ScaleSeparationMonitor:
             problem.forms, rve_size=rve_size, tolerance=tolerance, strain_floor=strain_floor
         )
         self.last: Indicator | None = None
+
+    def check(self, record) -> None:
+        """Evaluate at the converged step and add the history.csv columns to
+        ``record.diagnostics`` (a :class:`fe2.macro.stepping.StepRecord`; collective)."""
+        record.diagnostics.update(self.step_columns(record.step))
 
     def step_columns(self, step: int) -> dict[str, str]:
         """Evaluate at the converged step; the history.csv columns (collective; rank 0 warns)."""
