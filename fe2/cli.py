@@ -144,9 +144,25 @@ def cmd_rve_size(args: argparse.Namespace, comm: MPI.Comm) -> int:
             f"{clashes[0]} exists; choose another --output or pass --overwrite to replace it "
             f"(finished windows of the same study are reused)"
         )
-    result = run_rve_size_study(config, bcs=bcs, comm=comm, output=output, discard_other=args.overwrite)
+    from fe2.io.lock import OutputLock
+
+    lock = OutputLock(output, comm)
+    lock.acquire()  # exit 2 if another study or run uses the directory
+    try:
+        result = run_rve_size_study(config, bcs=bcs, comm=comm, output=output, discard_other=args.overwrite)
+
+        def write() -> list[Path]:  # rank 0 writes; a file system error is raised on every rank
+            if comm.rank != 0:
+                return []
+            try:
+                return write_rve_size(result, output)
+            except OSError as exc:
+                raise ResourceError(f"cannot write the results to {output}: {os_error_cause(exc)}") from None
+
+        paths = collectively(comm, write, errors=(ResourceError,))
+    finally:
+        lock.release()
     if comm.rank == 0:
-        paths = write_rve_size(result, output)
         paths += _plot(output)
         print(format_rve_size_report(result))
         print(f"\nwrote {', '.join(str(p) for p in paths)}")

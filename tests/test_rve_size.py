@@ -345,3 +345,18 @@ def test_window_content_variance_decays_like_l_to_the_minus_d(inclusions, sizes,
     if tolerance is not None:
         fit = sve.variance_exponent(sizes, [g[:, None, None] for g in groups], rng=np.random.default_rng(0))
         assert fit["gamma"] == pytest.approx(dim, abs=tolerance)
+
+
+def test_unusable_task_directory_exits_4_in_one_line(shared_tmp_path, capsys):
+    path = shared_tmp_path / "study.yaml"
+    out = shared_tmp_path / "out"
+    if comm.rank == 0:
+        path.write_text(yaml.safe_dump(STUDY))
+        out.mkdir()
+        (out / "rve_size_tasks").write_text("not a directory")
+    comm.barrier()
+    assert main(["homogenize", str(path), "-o", str(out)]) == 4
+    if comm.rank == 0:
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "rve_size_tasks" in err[0], err
+        assert not (out / ".fe2.lock").exists()

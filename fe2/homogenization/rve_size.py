@@ -30,7 +30,7 @@ from mpi4py import MPI
 import fe2
 from fe2.config.rve_size import RveSizeConfig
 from fe2.coupling.balanced_pool import assign_by_cost
-from fe2.errors import ComputationError, InputError, collectively
+from fe2.errors import ComputationError, InputError, ResourceError, collectively, os_error_message
 from fe2.homogenization import sve_statistics as sve
 from fe2.meshing.io import read_rve_mesh
 from fe2.meshing.packing import PackingError
@@ -162,10 +162,21 @@ class TaskStore:
                 done[sample.key] = sample
             return done
 
-        return comm.bcast(collectively(comm, on_root, errors=(InputError, OSError)))
+        def checked() -> dict[tuple, Sample]:
+            try:
+                return on_root()
+            except OSError as exc:
+                raise ResourceError(f"cannot use the task directory {os_error_message(exc)}") from None
+
+        return comm.bcast(collectively(comm, checked, errors=(InputError, ResourceError)))
 
     def save(self, sample: Sample) -> None:
-        _atomic_json(self.path(sample.size, sample.realisation, sample.bc), sample.record())
+        """Write one finished tensor (the rank that computed it); ResourceError on failure."""
+        path = self.path(sample.size, sample.realisation, sample.bc)
+        try:
+            _atomic_json(path, sample.record())
+        except OSError as exc:
+            raise ResourceError(f"cannot write the task result {os_error_message(exc, path)}") from None
 
 
 def _atomic_json(path: Path, data: dict) -> None:
@@ -193,8 +204,11 @@ def solve_unit(config: RveSizeConfig, unit: Unit, *, keep_mesh: Path | None = No
             raise ComputationError(f"window {unit.name}: mesh generation failed: {exc}") from None
         rve = read_rve_mesh(path, MPI.COMM_SELF)
         if keep_mesh is not None:
-            keep_mesh.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(path, keep_mesh)
+            try:
+                keep_mesh.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(path, keep_mesh)
+            except OSError as exc:
+                raise ResourceError(f"cannot keep the window mesh {os_error_message(exc, keep_mesh)}") from None
     physics = make_physics(config.physics, rve.dim)
     present = set(np.unique(rve.cell_tags.values).tolist())
     materials = {p.tag: p.material() for p in config.phases.values() if p.tag in present}
@@ -267,7 +281,7 @@ def run_rve_size_study(
         return computed, busy
 
     computed, busy = collectively(
-        comm, work, errors=(InputError, SolveError, ComputationError, OSError)
+        comm, work, errors=(InputError, SolveError, ComputationError, ResourceError)
     )
     samples = dict(done)
     for part in comm.allgather(computed):
