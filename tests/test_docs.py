@@ -29,6 +29,8 @@ from fe2.config.run import (
     RveSource,
     TractionConfig,
 )
+from fe2.config.base import Limits
+from fe2.config.loading import RotationConfig, StepIncrement
 from fe2.config.materials import PHASE_PARTS
 from fe2.config.rve_size import RveSizeConfig, RveSizeOptions
 from fe2.config.scale_separation import ScaleSeparationConfig
@@ -42,6 +44,7 @@ MODELS = [
     *PHASE_MODELS, *PHASE_PARTS, *MESH_SPECS.values(),
     RunConfig, MacroOptions, MacroMeshSource, MaterialSource, RveSource, DirichletConfig,
     TractionConfig, LoadsConfig, Plane, MacroSolver, OutputConfig, ParallelConfig, CheckpointConfig,
+    RotationConfig, StepIncrement, Limits,
     *MACRO_MESH_SPECS.values(),
     RveSizeConfig, RveSizeOptions, RandomMediumSpec, ScaleSeparationConfig,
 ]
