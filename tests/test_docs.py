@@ -32,8 +32,11 @@ from fe2.config.run import (
 from fe2.config.base import Limits
 from fe2.config.loading import RotationConfig, StepIncrement
 from fe2.config.materials import PHASE_PARTS
+from fe2.config.rve_size import RveSizeConfig, RveSizeOptions
+from fe2.config.scale_separation import ScaleSeparationConfig
 from fe2.meshing.macro import MACRO_MESH_SPECS
 from fe2.meshing.specs import MESH_SPECS
+from fe2.meshing.windows import RandomMediumSpec
 
 DOC = (Path(__file__).resolve().parents[1] / "docs" / "config.md").read_text()
 MODELS = [
@@ -43,6 +46,7 @@ MODELS = [
     TractionConfig, LoadsConfig, Plane, MacroSolver, OutputConfig, ParallelConfig, CheckpointConfig,
     RotationConfig, StepIncrement, Limits,
     *MACRO_MESH_SPECS.values(),
+    RveSizeConfig, RveSizeOptions, RandomMediumSpec, ScaleSeparationConfig,
 ]
 
 

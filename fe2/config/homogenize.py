@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
 from fe2.config.base import ConfigModel, Limits, load_config
-from fe2.config.materials import Phase, check_phases, with_default_laws
+from fe2.config.materials import Phase, WithDefaultLaws, check_phases
 from fe2.config.rve import MeshSource, RveOptions, SolverOptions
 
 Matrix = list[list[float]] | list[float]
@@ -45,7 +45,7 @@ class LoadPath(ConfigModel):
         return len(self.strains) if self.strains is not None else self.steps
 
 
-class HomogenizeConfig(ConfigModel):
+class HomogenizeConfig(WithDefaultLaws):
     """A homogenisation study (`fe2 homogenize`): effective tensor, or a load path."""
 
     physics: Literal["elasticity", "finite_strain", "conduction"] = Field(
@@ -59,13 +59,6 @@ class HomogenizeConfig(ConfigModel):
         None, description="apply a sequence of macro strains (nonlinear phases)"
     )
     limits: Limits = Limits()
-
-    @model_validator(mode="before")
-    @classmethod
-    def _default_laws(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "phases" in data:
-            data = {**data, "phases": with_default_laws(data["phases"], data.get("physics"))}
-        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> HomogenizeConfig:

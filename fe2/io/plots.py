@@ -8,6 +8,7 @@
   step against the iteration (log scale: quadratic convergence shows as ever steeper lines).
 * ``load_path*.csv`` (`fe2 homogenize` with a load path): ``load_path*.png`` -- the
   homogenised stress components and the RVE Newton iterations against the step.
+* ``rve_size.csv`` (`fe2 homogenize` of an RVE-size study): see :mod:`fe2.io.rve_size_plots`.
 """
 
 from __future__ import annotations
@@ -107,4 +108,8 @@ def plot_directory(directory: Path) -> list[Path]:
         outputs += plot_history(directory / "history.csv")
     for path_csv in sorted(directory.glob("load_path*.csv")):
         outputs += plot_load_path(path_csv)
+    if (directory / "rve_size.csv").is_file() and (directory / "rve_size.json").is_file():
+        from fe2.io.rve_size_plots import plot_rve_size
+
+        outputs += plot_rve_size(directory)
     return outputs
