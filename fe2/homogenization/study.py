@@ -19,6 +19,7 @@ from fe2.config import HomogenizeConfig, MeshSource
 from fe2.errors import ComputationError, InputError, collectively
 from fe2.homogenization.bounds import reuss_bound, voigt_bound
 from fe2.homogenization.load_path import LoadPathResult, macro_path, run_load_path
+from fe2.homogenization.mixed_control import MixedOptions
 from fe2.io.rve_fields import RveFields
 from fe2.meshing.io import RveMesh, read_rve_mesh
 from fe2.rve.effective import EffectiveTensor, effective_tensor
@@ -141,10 +142,11 @@ def run_homogenization(
                 continue
             rve = RveSolver(model, bc, newton=newton, petsc_options=solver.petsc_options)
             try:
-                fields_at = config.load_path.fields_at or [len(path)]
+                fields_at = config.load_path.fields_at or [config.load_path.num_steps]
                 mine[bc] = run_load_path(
                     rve, path, field_steps=set(fields_at),
                     max_cutbacks=config.load_path.max_cutbacks,
+                    options=MixedOptions(**config.load_path.mixed_newton.model_dump()),
                 )
             finally:
                 rve.destroy()
