@@ -12,6 +12,7 @@ import numpy as np
 
 import fe2
 from fe2.homogenization.bounds import loewner_gaps
+from fe2.homogenization.engineering import format_tensor_report, tensor_report
 from fe2.homogenization.load_path import LoadPathResult
 from fe2.homogenization.study import BC_ORDER, HomogenizationResult
 from fe2.rve.physics import make_physics
@@ -43,6 +44,7 @@ def effective_record(result: HomogenizationResult, bc: str) -> dict:
         **_notation(result),
         TENSOR_KEY[result.config.physics]: eff.C.tolist(),
         "volume_fractions": result.volume_fractions,
+        **tensor_report(result.config.physics, eff.C, result.dim, expect_isotropic=result.expected_isotropic),
         "hill_mandel_residual": float(eff.hill_mandel_residual.max()),
         "hill_mandel_residual_per_load_case": eff.hill_mandel_residual.tolist(),
         "strain_average_error": float(eff.strain_average_error),
@@ -249,6 +251,11 @@ def format_report(result: HomogenizationResult) -> str:
                 f"{sum(eff.timings.values()):.3f} s)"
             )
         lines += ["", f"{title}{extra}", *_matrix(C, labels)]
+    for bc in bcs:
+        report = tensor_report(
+            result.config.physics, result.effective[bc].C, result.dim, expect_isotropic=result.expected_isotropic
+        )
+        lines += ["", f"{bc} BC:", *format_tensor_report(report, result.dim)]
     if len(bcs) == 3:
         gaps = loewner_gaps(C for _, C in ordered)
         scale = np.abs(result.bounds["voigt"]).max()

@@ -59,6 +59,9 @@ class _RveSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     dim: ClassVar[int] = 2
+    #: The cell is a sample of a statistically isotropic microstructure (random inclusions):
+    #: its effective tensor should be isotropic (in-plane in 2D) up to the sampling error.
+    statistically_isotropic: ClassVar[bool] = False
 
     size: float = Field(1.0, gt=0.0, description="edge length L of the cell [0, L]^d [length]")
     mesh_size: float = Field(gt=0.0, description="characteristic element length h [length]")
@@ -170,6 +173,8 @@ class Inclusion3DSpec(_CentredInclusion):
 
 class _RandomInclusions(_RveSpec):
     """``n`` equal non-overlapping balls at random positions, wrapped periodically."""
+
+    statistically_isotropic: ClassVar[bool] = True
 
     n: int = Field(ge=1, le=10_000, description="number of inclusions")
     volume_fraction: float = Field(
