@@ -279,3 +279,26 @@ def test_bad_mixed_control_exits_2_naming_the_key(tmp_path, capsys, load_path, m
     assert code == 2 and not (tmp_path / "out").exists()
     if comm.rank == 0:
         assert message in err and len(err.strip().splitlines()) <= 2, err
+
+
+def test_stress_control_of_a_linear_rve_gives_its_engineering_constants(make_mesh):
+    """Uniaxial and shear stress tests of a heterogeneous linear RVE = the plane-strain
+    constants from the inverse of its effective tensor (two code paths)."""
+    from fe2.homogenization.engineering import engineering_constants
+    from fe2.rve.effective import effective_tensor
+
+    rve = make_mesh(type="random_inclusions_2d", n=5, volume_fraction=0.3, min_gap=0.03, seed=3, mesh_size=0.06)
+    phases = {1: LinearElastic(E=3.5, nu=0.35), 2: LinearElastic(E=72.0, nu=0.22)}
+    model = RveModel(rve.mesh, rve.cell_tags, make_physics("elasticity", 2), phases)
+    constants = engineering_constants(effective_tensor(model, "periodic").C)
+    pool = RvePool(RveSolver(model, "periodic"), 1)
+    everything = np.ones(3, bool)
+    (pull,), (result,) = follow(pool, [MixedTarget(everything, [1.0, 0.0, 0.0])], n=3)
+    assert result.iterations <= 2  # linear: exact after one Newton step
+    e11, e22, e12 = pull.strain[0] / [1, 1, np.sqrt(2)]  # tensor components
+    assert 1 / e11 == pytest.approx(constants["E1"], rel=1e-9)
+    assert -e22 / e11 == pytest.approx(constants["nu12"], rel=1e-9)
+    assert 2 * e12 / e11 == pytest.approx(constants["coupling"]["12/11"], rel=1e-6, abs=1e-12)
+    (shear,), _ = follow(RvePool(RveSolver(model, "periodic"), 1), [MixedTarget(everything, [0.0, 0.0, np.sqrt(2)])], n=3)
+    gamma = 2 * shear.strain[0][2] / np.sqrt(2)  # engineering shear under sigma12 = 1
+    assert 1 / gamma == pytest.approx(constants["G12"], rel=1e-9)

@@ -112,3 +112,19 @@ def test_mesh_of_a_60_percent_packing_is_periodic_and_refined_in_thin_layers(tmp
             assert edges[near].max() <= 2.5 * t + 1e-12, (point, t, edges[near].max())
             checked += 1
     assert checked >= 5
+
+
+def test_fe2_mesh_takes_the_packing_option(tmp_path, capsys):
+    from fe2.cli import main
+
+    if MPI.COMM_WORLD.rank != 0:
+        return  # `fe2 mesh` runs on rank 0 only
+    out = tmp_path / "dense.msh"
+    args = ["mesh", "random_inclusions_2d", "--n", "20", "--volume-fraction", "0.6", "--packing", "dense",
+            "--mesh-size", "0.05", "-o", str(out)]
+    assert main(args) == 0 and out.is_file()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["mesh", "random_inclusions_2d", "--help"])
+    assert exit_info.value.code == 0 and "{auto,rsa,dense}" in capsys.readouterr().out
+    assert main([*args[:-2], "--volume-fraction", "0.7", "--n", "60", "-o", str(tmp_path / "no.msh")]) == 2
+    assert "lower volume_fraction or min_gap" in capsys.readouterr().err
