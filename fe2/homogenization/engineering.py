@@ -226,7 +226,9 @@ def small_strain_stiffness(A: np.ndarray) -> np.ndarray:
     return np.einsum("aij,ijkl,bkl->ab", basis, T, basis)
 
 
-def conductivity_report(K: np.ndarray, *, tolerance: float = SYMMETRY_TOLERANCE) -> tuple[dict, dict]:
+def conductivity_report(
+    K: np.ndarray, *, tolerance: float = SYMMETRY_TOLERANCE
+) -> tuple[dict, dict]:
     """(principal conductivities and axes, symmetry) of a conductivity tensor (d, d)."""
     K = 0.5 * (np.asarray(K, dtype=float) + np.asarray(K, dtype=float).T)
     values, vectors = np.linalg.eigh(K)
@@ -237,7 +239,8 @@ def conductivity_report(K: np.ndarray, *, tolerance: float = SYMMETRY_TOLERANCE)
         "isotropic": {"distance": float(np.linalg.norm(K - iso) / norm), "closest": iso},
         "orthotropic": {"distance": float(np.linalg.norm(K - ortho) / norm), "closest": ortho},
     }
-    found = next((n for n in ("isotropic", "orthotropic") if classes[n]["distance"] <= tolerance), "anisotropic")
+    within = [n for n in ("isotropic", "orthotropic") if classes[n]["distance"] <= tolerance]
+    found = within[0] if within else "anisotropic"
     constants = {
         "principal_conductivities": values[::-1].tolist(),
         "principal_axes": vectors[:, ::-1].T.tolist(),
@@ -258,7 +261,9 @@ def _elastic_report(C: np.ndarray, dim: int) -> tuple[dict, dict]:
     return constants, symmetry_report(C)
 
 
-def tensor_report(physics: str, tensor: np.ndarray, dim: int, *, expect_isotropic: bool = False) -> dict:
+def tensor_report(
+    physics: str, tensor: np.ndarray, dim: int, *, expect_isotropic: bool = False
+) -> dict:
     """``engineering_constants`` and ``symmetry`` of an effective tensor, JSON-ready.
 
     ``physics``: 'elasticity' (Mandel C), 'finite_strain' (dP/dF at F = I, analysed as its
@@ -278,10 +283,11 @@ def tensor_report(physics: str, tensor: np.ndarray, dim: int, *, expect_isotropi
         name: {"distance": c["distance"], "closest": np.asarray(c["closest"]).tolist()}
         for name, c in symmetry["classes"].items()
     }
+    plane = dim == 2 and physics != "conduction"
     symmetry["metric"] = (
         "relative Frobenius distance |C - P(C)| / |C| of the Mandel matrices to the closest "
         "tensor P(C) of each class, in the axes of the cell"
-        + ("; 2D: classes of the in-plane (plane-strain) tensor" if dim == 2 and physics != "conduction" else "")
+        + ("; 2D: classes of the in-plane (plane-strain) tensor" if plane else "")
     )
     distance = symmetry["classes"]["isotropic"]["distance"]
     symmetry["expected_isotropic"] = expect_isotropic
@@ -289,7 +295,8 @@ def tensor_report(physics: str, tensor: np.ndarray, dim: int, *, expect_isotropi
         what = "in-plane isotropic (transversely isotropic section)" if dim == 2 else "isotropic"
         symmetry["warning"] = (
             f"the random cell is meant to be statistically {what} but its tensor is "
-            f"{100 * distance:.1f} % away from isotropy (tolerance {100 * ISOTROPY_TOLERANCE:g} %): "
+            f"{100 * distance:.1f} % away from isotropy "
+            f"(tolerance {100 * ISOTROPY_TOLERANCE:g} %): "
             "the cell is too small to be representative; use more inclusions (n) or average "
             "several seeds"
         )
@@ -301,7 +308,8 @@ def format_tensor_report(report: dict, dim: int) -> list[str]:
     constants = report["engineering_constants"]
     lines = []
     if "principal_conductivities" in constants:
-        lines.append("  principal conductivities: " + ", ".join(f"{k:.5g}" for k in constants["principal_conductivities"]))
+        values = constants["principal_conductivities"]
+        lines.append("  principal conductivities: " + ", ".join(f"{k:.5g}" for k in values))
     else:
         moduli = [k for k in constants if k[0] in "EG" and k[1:].isdigit()]
         ratios = [k for k in constants if k.startswith("nu")]
@@ -311,12 +319,13 @@ def format_tensor_report(report: dict, dim: int) -> list[str]:
         coupling = max((abs(v) for v in constants["coupling"].values()), default=0.0)
         lines[-1] += f", largest coupling ratio {coupling:.3g}"
     symmetry = report["symmetry"]
-    lines.append(
-        "  distance to symmetry classes (cell axes): "
-        + ", ".join(f"{name.replace('transversely_isotropic_', 'TI axis ')} {100 * c['distance']:.2f} %"
-                    for name, c in symmetry["classes"].items())
-        + f" -> {symmetry['class'].replace('transversely_isotropic_', 'transversely isotropic, axis ')}"
-    )
+    ti = "transversely_isotropic_"
+    distances = [
+        f"{name.replace(ti, 'TI axis ')} {100 * c['distance']:.2f} %"
+        for name, c in symmetry["classes"].items()
+    ]
+    found = symmetry["class"].replace(ti, "transversely isotropic, axis ")
+    lines.append(f"  distance to symmetry classes (cell axes): {', '.join(distances)} -> {found}")
     if "warning" in symmetry:
         lines.append(f"  WARNING: {symmetry['warning']}")
     return lines

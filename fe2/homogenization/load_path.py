@@ -18,7 +18,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fe2.errors import ComputationError, InputError
-from fe2.homogenization.mixed_control import MixedOptions, MixedState, MixedTarget, Segment, reach_target
+from fe2.homogenization.mixed_control import (
+    MixedOptions,
+    MixedState,
+    MixedTarget,
+    Segment,
+    reach_target,
+)
 from fe2.io.rve_fields import RveFields, Snapshot
 from fe2.rve.newton import RveSolver
 from fe2.rve.physics import Physics
@@ -98,7 +104,7 @@ def _components(physics: Physics, given: dict, *, key: str) -> dict[int, float]:
 def macro_target(physics: Physics, strain, stress, *, key: str) -> MixedTarget:
     """The target of one segment: a full strain tensor, a full stress tensor, or per
     component ({label: value} mappings for both; each component in exactly one)."""
-    n = physics.n_comp
+    n, dim = physics.n_comp, physics.dim
     if strain is None and stress is None:
         raise InputError(f"{key}: give 'strain' and/or 'stress'")
     if not isinstance(strain, dict) and not isinstance(stress, dict):
@@ -108,7 +114,8 @@ def macro_target(physics: Physics, strain, stress, *, key: str) -> MixedTarget:
                 "component mappings, e.g. strain: {11: 0.01}, stress: {22: 0, 12: 0}"
             )
         if stress is None:
-            return MixedTarget(np.zeros(n, bool), macro_strain_vector(physics, strain, key=f"{key}.strain"))
+            values = macro_strain_vector(physics, strain, key=f"{key}.strain")
+            return MixedTarget(np.zeros(n, bool), values)
         return MixedTarget(np.ones(n, bool), macro_stress_vector(physics, stress, key=f"{key}.stress"))
     if not (isinstance(strain, dict) and isinstance(stress, dict)) and None not in (strain, stress):
         raise InputError(f"{key}: give 'strain' and 'stress' both as component mappings, e.g. "
@@ -126,7 +133,7 @@ def macro_target(physics: Physics, strain, stress, *, key: str) -> MixedTarget:
                          "(every component is prescribed, by its strain or by its stress)")
     mask = np.array([k in stresses for k in range(n)])
     values = np.array([stresses[k] if mask[k] else strains[k] for k in range(n)])
-    if physics.name == "finite_strain" and not mask.any() and np.linalg.det(values.reshape(physics.dim, -1)) <= 0:
+    if physics.name == "finite_strain" and not mask.any() and np.linalg.det(values.reshape(dim, dim)) <= 0:
         raise InputError(f"{key}.strain: the deformation gradient must have det F > 0")
     return MixedTarget(mask, values)
 
@@ -141,10 +148,14 @@ def macro_path(physics: Physics, load_path) -> list[Segment]:
         ]
     if load_path.segments is not None:
         return [
-            Segment(macro_target(physics, seg.strain, seg.stress, key=f"load_path.segments[{i}]"), seg.steps)
+            Segment(
+                macro_target(physics, seg.strain, seg.stress, key=f"load_path.segments[{i}]"),
+                seg.steps,
+            )
             for i, seg in enumerate(load_path.segments)
         ]
-    return [Segment(macro_target(physics, load_path.strain, load_path.stress, key="load_path"), load_path.steps)]
+    target = macro_target(physics, load_path.strain, load_path.stress, key="load_path")
+    return [Segment(target, load_path.steps)]
 
 
 @dataclass
@@ -197,7 +208,8 @@ def run_load_path(
             response = pool.responses[0]
             history = pool.state(0).history
             p_max = max(
-                (float(h["equivalent_plastic_strain"].max()) for h in history.values() if "equivalent_plastic_strain" in h),
+                (float(h["equivalent_plastic_strain"].max())
+                 for h in history.values() if "equivalent_plastic_strain" in h),
                 default=0.0,
             )
             result.strains.append(state.strain[0].copy())
@@ -248,7 +260,8 @@ def _advance(
             raise ComputationError(f"load_path step {step}: {result.reason}")
         log.info("load_path step %d: %s; halving the step", step, result.reason)
         begin = start.prescribed(end.stress_controlled)
-        middle = MixedTarget(end.stress_controlled, 0.5 * (begin + np.broadcast_to(end.values, begin.shape)))
+        half = 0.5 * (begin + np.broadcast_to(end.values, begin.shape))
+        middle = MixedTarget(end.stress_controlled, half)
         state = _advance(pool, start, middle, cutbacks - 1, step, options, work)
         return _advance(pool, state, end, cutbacks - 1, step, options, work)
     pool.commit()

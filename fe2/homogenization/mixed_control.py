@@ -187,8 +187,9 @@ def reach_target(
     trial = start.strain.copy()
     trial[:, s] = values[:, s]
     if f.any() and start.tangent is not None:
+        C_fs = start.tangent[:, f][:, :, s]
         increment = values[:, f] - start.stress[:, f]
-        increment = increment - np.einsum("mij,mj->mi", start.tangent[:, f][:, :, s], trial[:, s] - start.strain[:, s])
+        increment -= np.einsum("mij,mj->mi", C_fs, trial[:, s] - start.strain[:, s])
         step = _free_increment(start.tangent, f, increment)
         if step is not None:
             trial[:, f] += step
@@ -207,7 +208,8 @@ def reach_target(
             stress, tangent = points.evaluate(trial)
         except MaterialPointFailure as exc:
             points.rollback()
-            return MixedResult(False, state, iteration, norms, f"material point failed ({exc.reason})")
+            reason = f"material point failed ({exc.reason})"
+            return MixedResult(False, state, iteration, norms, reason)
         if on_evaluate is not None:
             on_evaluate()
         state = MixedState(trial.copy(), stress, tangent)
@@ -218,18 +220,21 @@ def reach_target(
             return MixedResult(False, state, iteration, norms, "the stress is not finite")
         scale = np.maximum(np.linalg.norm(stress, axis=1), start_scale)
         tolerance = options.atol + options.rtol * scale
+        converged = error <= tolerance
         # A trial is accepted when it reduces the residual, or the line search is exhausted.
-        accept = (error < (1.0 - 1e-4 * alpha) * accepted_error) | (alpha <= 0.5**LINE_SEARCH_STEPS)
-        accept |= error <= tolerance
+        exhausted = alpha <= 0.5**LINE_SEARCH_STEPS
+        accept = converged | exhausted | (error < (1.0 - 1e-4 * alpha) * accepted_error)
         accepted[accept] = trial[accept]
         accepted_error[accept] = error[accept]
         relative[accept] = error[accept] / np.where(scale > 0, scale, 1.0)[accept]
         norms.append(float(np.max(relative)))
-        if np.all(accept) and np.all(error <= tolerance):
+        if np.all(converged):
             log.debug("mixed control: converged in %d evaluations, residuals %s", iteration, norms)
             return MixedResult(True, state, iteration, norms)
-        if accept.any():
-            step = _free_increment(tangent[accept], f, -residual[accept])
+        direction[converged] = 0.0  # stays where it is, re-evaluated with the others
+        active = accept & ~converged  # a new Newton step from the accepted iterate
+        if active.any():
+            step = _free_increment(tangent[active], f, -residual[active])
             if step is None:
                 points.rollback()
                 return MixedResult(
@@ -237,8 +242,8 @@ def reach_target(
                     "the tangent of the stress-controlled components is singular (a limit load, "
                     "or a free rigid rotation: prescribe F12 or F21 at finite strain)",
                 )
-            direction[accept] = np.where((error[accept] <= tolerance[accept])[:, None], 0.0, step)
-            alpha[accept] = 1.0
+            direction[active] = step
+        alpha[accept] = 1.0
         alpha[~accept] *= 0.5
         trial = accepted.copy()
         trial[:, f] += alpha[:, None] * direction

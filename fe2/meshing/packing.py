@@ -175,7 +175,9 @@ def grown_fraction(*, n: int, radius: float, dim: int, size: float, min_gap: flo
     return _volume_fraction(n, radius + 0.5 * min_gap, dim, size)
 
 
-def close_pairs(centres: np.ndarray, *, cutoff: float, size: float) -> tuple[np.ndarray, np.ndarray]:
+def close_pairs(
+    centres: np.ndarray, *, cutoff: float, size: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Index pairs i < j of centres (m, d) closer than ``cutoff`` (periodically), (k,) each.
 
     All pairs for small m; a cell grid of edge >= cutoff otherwise (each pair is found from
@@ -218,7 +220,8 @@ def _wall_forces(c: np.ndarray, *, radius: float, size: float, width: float) -> 
     away = np.where(low, 1.0, -1.0)  # direction of increasing d
     force = np.where(d < width, width - d, 0.0) * away
     gap = d - radius
-    force += np.where(np.abs(gap) < width, (width - np.abs(gap)) * np.where(gap >= 0, 1.0, -1.0), 0.0) * away
+    side = np.where(gap >= 0, 1.0, -1.0)
+    force += np.where(np.abs(gap) < width, (width - np.abs(gap)) * side, 0.0) * away
     dim = c.shape[1]
     for k in range(2, dim + 1):
         for axes in itertools.combinations(range(dim), k):
@@ -227,8 +230,10 @@ def _wall_forces(c: np.ndarray, *, radius: float, size: float, width: float) -> 
             gap = rho - radius
             hit = np.abs(gap) < width
             if hit.any():
-                push = (width - np.abs(gap[hit])) * np.where(gap[hit] >= 0, 1.0, -1.0) / np.maximum(rho[hit], 1e-300)
-                force[np.ix_(hit, axes)] += (push[:, None] * d[np.ix_(hit, axes)]) * away[np.ix_(hit, axes)]
+                push = (width - np.abs(gap[hit])) * np.where(gap[hit] >= 0, 1.0, -1.0)
+                push /= np.maximum(rho[hit], 1e-300)
+                block = np.ix_(hit, axes)
+                force[block] += push[:, None] * d[block] * away[block]
     return force
 
 
@@ -240,7 +245,9 @@ def admissible(centres: np.ndarray, *, radius: float, size: float, min_gap: floa
     )
 
 
-def _fire(c: np.ndarray, *, radius: float, size: float, min_gap: float, steps: int) -> np.ndarray | None:
+def _fire(
+    c: np.ndarray, *, radius: float, size: float, min_gap: float, steps: int
+) -> np.ndarray | None:
     """FIRE minimisation of the overlap energy from centres c (m, d); None if not admissible
     within ``steps``."""
     sigma = (2.0 * radius + min_gap) * (1.0 + 1e-3)
@@ -257,8 +264,9 @@ def _fire(c: np.ndarray, *, radius: float, size: float, min_gap: float, steps: i
         diff -= size * np.round(diff / size)
         dist = np.linalg.norm(diff, axis=1)
         overlapping = dist < sigma
-        if not (dist < 2.0 * radius + min_gap).any() and admissible(c, radius=radius, size=size, min_gap=min_gap):
-            return c
+        if not (dist < 2.0 * radius + min_gap).any():
+            if admissible(c, radius=radius, size=size, min_gap=min_gap):
+                return c
         push = ((sigma - dist) * overlapping / np.maximum(dist, 1e-300))[:, None] * diff
         force = _wall_forces(c, radius=radius, size=size, width=width)
         np.add.at(force, i, -push)
@@ -266,7 +274,8 @@ def _fire(c: np.ndarray, *, radius: float, size: float, min_gap: float, steps: i
         if np.abs(force).max() < 1e-9 * sigma:  # a jammed local minimum: start again
             return None
         if np.sum(force * velocity) > 0:
-            velocity = (1 - alpha) * velocity + alpha * np.linalg.norm(velocity) * force / np.linalg.norm(force)
+            steer = np.linalg.norm(velocity) / np.linalg.norm(force)
+            velocity = (1 - alpha) * velocity + alpha * steer * force
             positive += 1
             if positive > 5:
                 dt, alpha = min(1.1 * dt, 0.5), 0.99 * alpha
@@ -307,7 +316,8 @@ def _dense(n: int, radius: float, dim: int, size: float, min_gap: float, seed: i
         )
     rng = np.random.default_rng(seed)
     for start in range(DENSE_STARTS):
-        c = _fire(rng.uniform(0.0, size, size=(n, dim)), radius=radius, size=size, min_gap=min_gap, steps=DENSE_STEPS)
+        start_centres = rng.uniform(0.0, size, size=(n, dim))
+        c = _fire(start_centres, radius=radius, size=size, min_gap=min_gap, steps=DENSE_STEPS)
         if c is not None:
             log.debug("dense packing of %d inclusions: start %d", n, start + 1)
             c.setflags(write=False)
@@ -335,7 +345,8 @@ def pack_balls(
         raise ValueError(f"packing must be one of {PACKINGS}, got {packing!r}")
     if packing == "dense":
         return dense_packing(**args)
-    if packing == "auto" and grown_fraction(n=n, radius=radius, dim=dim, size=size, min_gap=min_gap) >= RSA_JAMMING[dim]:
+    grown = grown_fraction(n=n, radius=radius, dim=dim, size=size, min_gap=min_gap)
+    if packing == "auto" and grown >= RSA_JAMMING[dim]:
         return dense_packing(**args)
     try:
         return random_sequential_addition(**args, max_attempts=max_attempts)
