@@ -302,3 +302,13 @@ def test_stress_control_of_a_linear_rve_gives_its_engineering_constants(make_mes
     (shear,), _ = follow(RvePool(RveSolver(model, "periodic"), 1), [MixedTarget(everything, [0.0, 0.0, np.sqrt(2)])], n=3)
     gamma = 2 * shear.strain[0][2] / np.sqrt(2)  # engineering shear under sigma12 = 1
     assert 1 / gamma == pytest.approx(constants["G12"], rel=1e-9)
+
+
+@pytest.mark.parametrize("name", ["uniaxial_stress_2d", "ud_composite_2d"])
+def test_shipped_virtual_test_configs_are_valid(name, capsys):
+    from pathlib import Path
+
+    config = Path(__file__).resolve().parents[1] / "configs" / f"{name}.yaml"
+    assert main(["validate", str(config)]) == 0
+    if comm.rank == 0:
+        assert "valid `fe2 homogenize` study" in capsys.readouterr().out
