@@ -1,4 +1,4 @@
-"""Command line: `fe2 run | homogenize | mesh | plot | validate | schema | info`.
+"""Command line: `fe2 run | homogenize | mesh | plot | validate | schema | lattice | green-kubo | info`.
 
 User errors (bad config or mesh) print one line `error: ...` and exit with code 2; nothing is
 written. Under MPI every rank runs the command; rank 0 prints and writes.
@@ -159,6 +159,20 @@ def cmd_mesh(args: argparse.Namespace, comm: MPI.Comm) -> int:
     return run_mesh(args) if comm.rank == 0 else 0
 
 
+def cmd_lattice(args: argparse.Namespace, comm: MPI.Comm) -> int:
+    from fe2.lattice.cli import run_chain
+
+    collectively(comm, lambda: run_chain(args) if comm.rank == 0 else 0, errors=(InputError,))
+    return 0
+
+
+def cmd_green_kubo(args: argparse.Namespace, comm: MPI.Comm) -> int:
+    from fe2.transport.cli import run_green_kubo
+
+    collectively(comm, lambda: run_green_kubo(args) if comm.rank == 0 else 0, errors=(Fe2Error,))
+    return 0
+
+
 def cmd_info(args: argparse.Namespace, comm: MPI.Comm) -> int:
     import dolfinx
     import gmsh
@@ -245,6 +259,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     schema.add_argument("kind", nargs="?", choices=["run", "homogenize"], default="run")
     schema.set_defaults(func=cmd_schema)
+
+    from fe2.lattice.cli import add_lattice_parser
+    from fe2.transport.cli import add_green_kubo_parser
+
+    add_lattice_parser(commands, [_common()])
+    commands.choices["lattice"].set_defaults(func=cmd_lattice)
+    add_green_kubo_parser(commands, [_common()])
+    commands.choices["green-kubo"].set_defaults(func=cmd_green_kubo)
 
     info = commands.add_parser(
         "info", help="versions of fe2 and its stack, MPI size", parents=[_common()]

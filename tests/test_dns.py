@@ -17,7 +17,8 @@ from fe2.macro.stepping import run_load_steps
 from fe2.materials import J2Plasticity, LinearElastic
 from fe2.materials.points import PhasePoints
 from fe2.rve.model import RveModel
-from fe2.rve.newton import NewtonOptions, RveSolver
+from fe2.rve.factory import make_rve_solver
+from fe2.rve.micro_solver import NewtonOptions
 from fe2.rve.physics import make_physics
 from fe2.rve.pool import RvePool
 
@@ -67,7 +68,7 @@ def fe2_reaction(make_mesh):
     rve = make_mesh(type="laminate_2d", fractions=[0.5, 0.5], mesh_size=0.125)
     model = RveModel(rve.mesh, rve.cell_tags, PHYSICS, LAWS)
     domain = dmesh.create_rectangle(comm, [[0, 0], [LENGTH, HEIGHT]], [2, 1], cell_type=dmesh.CellType.quadrilateral)
-    problem = MacroProblem(domain, PHYSICS, 1, lambda m: RvePool(RveSolver(model, "periodic"), m),
+    problem = MacroProblem(domain, PHYSICS, 1, lambda m: RvePool(make_rve_solver(model, "periodic"), m),
                            dirichlet=rollers(domain), newton=NEWTON)
     value = reaction(problem)
     assert problem.points.num_points == 0 or problem.points.point_fields()["equivalent_plastic_strain"].max() > 0

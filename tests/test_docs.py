@@ -30,6 +30,7 @@ from fe2.config.run import (
     RveSource,
     TractionConfig,
 )
+from fe2.config.materials import PHASE_PARTS
 from fe2.meshing.macro import MACRO_MESH_SPECS
 from fe2.meshing.specs import MESH_SPECS
 
@@ -37,7 +38,7 @@ DOC = (Path(__file__).resolve().parents[1] / "docs" / "config.md").read_text()
 MODELS = [
     HomogenizeConfig, MeshSource, RveOptions, SolverOptions, NewtonConfig, LoadPath,
     PathSegment, MixedNewtonConfig,
-    *PHASE_MODELS, *MESH_SPECS.values(),
+    *PHASE_MODELS, *PHASE_PARTS, *MESH_SPECS.values(),
     RunConfig, MacroOptions, MacroMeshSource, MaterialSource, RveSource, DirichletConfig,
     TractionConfig, LoadsConfig, Plane, MacroSolver, OutputConfig, ParallelConfig, CheckpointConfig,
     *MACRO_MESH_SPECS.values(),

@@ -16,7 +16,8 @@ from fe2.materials import AnisotropicLinearElastic, J2Plasticity, LinearElastic
 from fe2.materials.points import LawPoints
 from fe2.rve.effective import effective_tensor
 from fe2.rve.model import RveModel
-from fe2.rve.newton import NewtonOptions, RveSolver
+from fe2.rve.factory import make_rve_solver
+from fe2.rve.micro_solver import NewtonOptions
 from fe2.rve.physics import make_physics
 from fe2.rve.pool import RvePool
 
@@ -101,7 +102,7 @@ def test_fe2_with_linear_rve_equals_precomputed_effective_tensor(make_mesh):
     C = effective_tensor(model, "periodic").C
     solutions = []
     for make_points in (
-        lambda m: RvePool(RveSolver(model, "periodic"), m),  # concurrent: an RVE per point
+        lambda m: RvePool(make_rve_solver(model, "periodic"), m),  # concurrent: an RVE per point
         lambda m: LawPoints(AnisotropicLinearElastic(C), m, dim=2, n_comp=3),  # hierarchical
     ):
         problem = MacroProblem(domain, ELASTICITY, 1, make_points, dirichlet=pulled(facets), newton=NewtonOptions(rtol=1e-12))
@@ -115,7 +116,7 @@ def test_consistent_tangent_gives_quadratic_macro_convergence(make_mesh):
     domain, facets = strip()
     model = rve_model(make_mesh, PLASTIC_PHASES)
     newton = NewtonOptions(rtol=1e-10, max_iterations=30)
-    problem = MacroProblem(domain, ELASTICITY, 1, lambda m: RvePool(RveSolver(model, "periodic"), m),
+    problem = MacroProblem(domain, ELASTICITY, 1, lambda m: RvePool(make_rve_solver(model, "periodic"), m),
                            dirichlet=pulled(facets), newton=newton)
     records = run_load_steps(problem, [0.5, 1.0])
     assert all(r.cutbacks == 0 for r in records)
@@ -133,7 +134,7 @@ def test_consistent_tangent_gives_quadratic_macro_convergence(make_mesh):
 
     # The averaged micro tangent on the same first step: no longer quadratic, far slower.
     averaged = MacroProblem(
-        domain, ELASTICITY, 1, lambda m: RvePool(RveSolver(model, "periodic"), m, tangent="averaged"),
+        domain, ELASTICITY, 1, lambda m: RvePool(make_rve_solver(model, "periodic"), m, tangent="averaged"),
         dirichlet=pulled(facets), newton=NewtonOptions(rtol=1e-10, max_iterations=3 * consistent_iterations),
     )
     result = averaged.solve(0.5)

@@ -173,7 +173,8 @@ def test_balanced_pool_moves_points_and_states_without_changing_answers(make_mes
     from fe2.coupling.balanced_pool import BalancedRvePool
     from fe2.materials import J2Plasticity, LinearElastic
     from fe2.rve.model import RveModel
-    from fe2.rve.newton import NewtonOptions, RveSolver
+    from fe2.rve.factory import make_rve_solver
+    from fe2.rve.micro_solver import NewtonOptions
     from fe2.rve.physics import make_physics
     from fe2.rve.pool import RvePool
 
@@ -185,8 +186,8 @@ def test_balanced_pool_moves_points_and_states_without_changing_answers(make_mes
     direction = np.array([0.006, -0.002, 0.003])
     scale = np.array([[1.0 + r + 0.5 * k for k in range(points)] for r in range(comm.size)])
     mine = scale[comm.rank]
-    balanced = BalancedRvePool(RveSolver(model, "periodic", newton=newton), points, comm)
-    plain = RvePool(RveSolver(model, "periodic", newton=newton), points)
+    balanced = BalancedRvePool(make_rve_solver(model, "periodic", newton=newton), points, comm)
+    plain = RvePool(make_rve_solver(model, "periodic", newton=newton), points)
     first = np.outer(mine, direction)
     for pool in (balanced, plain):
         pool.evaluate(first)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from fe2.config.base import ConfigModel
+from fe2.lattice.lattices import LATTICES
+from fe2.lattice.potentials import LennardJones, Morse
 from fe2.materials import J2Plasticity, LinearConductor, LinearElastic, Material, NeoHookean
+from fe2.materials.cauchy_born import CauchyBornLaw
 
 _TAG = Field(None, description="cell tag (gmsh physical group) of the phase")
 _E = Field(gt=0, description="Young's modulus, stress units (e.g. GPa)")
@@ -64,10 +67,96 @@ class ConductorPhase(ConfigModel):
         return LinearConductor(k=self.k)
 
 
+def _positive(description: str):
+    return Field(gt=0, allow_inf_nan=False, description=description)
+
+
+class LennardJonesPotential(ConfigModel):
+    """phi(r) = 4 epsilon [(sigma/r)^12 - (sigma/r)^6]."""
+
+    type: Literal["lennard_jones"] = "lennard_jones"
+    epsilon: float = _positive("well depth, energy units")
+    sigma: float = _positive("distance where phi = 0, length units")
+
+    def potential(self) -> LennardJones:
+        return LennardJones(epsilon=self.epsilon, sigma=self.sigma)
+
+
+class MorsePotential(ConfigModel):
+    """phi(r) = D [exp(-2 alpha (r - r0)) - 2 exp(-alpha (r - r0))]."""
+
+    type: Literal["morse"] = "morse"
+    D: float = _positive("well depth, energy units")
+    alpha: float = _positive("stiffness, 1/length")
+    r0: float = _positive("distance of the minimum, length units")
+
+    def potential(self) -> Morse:
+        return Morse(D=self.D, alpha=self.alpha, r0=self.r0)
+
+
+class CutoffConfig(ConfigModel):
+    """Cut-off of the pair potential."""
+
+    radius: float = _positive("cut-off radius, length units: bonds up to it count")
+    kind: Literal["smooth", "shifted"] = Field(
+        "smooth", description="smooth: C2 switch on [inner, radius]; shifted: phi - phi(radius)"
+    )
+    inner: float | None = Field(
+        None, gt=0, allow_inf_nan=False, description="smooth: where the switch starts (default 0.9 radius)"
+    )
+
+
+class StabilityConfig(ConfigModel):
+    """Stability check of the Cauchy-Born state at every committed load step."""
+
+    policy: Literal["warn", "stop", "off"] = Field(
+        "warn", description="warn: log and record the first failure; stop: end the run there; off: no check"
+    )
+    phonons: bool = Field(True, description="the phonon check (the acoustic-tensor check always runs)")
+    phonon_grid: int | None = Field(
+        None, ge=2, le=48, description="wave vectors per direction of the Brillouin-zone grid (default 12 in 2D, 6 in 3D)"
+    )
+
+
+class CauchyBornPhase(ConfigModel):
+    """Cauchy-Born lattice law (finite strain): a Bravais lattice with a pair potential."""
+
+    law: Literal["cauchy_born"] = "cauchy_born"
+    tag: int | None = _TAG
+    lattice: Literal[LATTICES[1:]] = Field(description="square, triangular (2D); sc, bcc, fcc (3D)")  # type: ignore[valid-type]
+    lattice_constant: float | None = Field(
+        None, gt=0, allow_inf_nan=False,
+        description="a (cube edge; 2D: nearest-neighbour distance); default: the stress-free equilibrium value",
+    )
+    potential: Annotated[LennardJonesPotential | MorsePotential, Field(discriminator="type")]
+    cutoff: CutoffConfig
+    stability: StabilityConfig = StabilityConfig()
+
+    @model_validator(mode="after")
+    def _builds(self) -> CauchyBornPhase:
+        if self.cutoff.inner is not None and self.cutoff.inner >= self.cutoff.radius:
+            raise ValueError(f"cutoff.inner: must be < cutoff.radius = {self.cutoff.radius:g}")
+        try:
+            self.material()
+        except ValueError as exc:
+            raise ValueError(f"cutoff: {exc}") from None
+        return self
+
+    def material(self) -> Material:
+        return CauchyBornLaw(
+            lattice=self.lattice, potential=self.potential.potential(), cutoff=self.cutoff.radius,
+            cutoff_kind=self.cutoff.kind, cutoff_inner=self.cutoff.inner,
+            lattice_constant=self.lattice_constant, phonons=self.stability.phonons,
+            phonon_grid=self.stability.phonon_grid,
+        )
+
+
 Phase = Annotated[
-    ElasticPhase | J2Phase | NeoHookeanPhase | ConductorPhase, Field(discriminator="law")
+    ElasticPhase | J2Phase | NeoHookeanPhase | ConductorPhase | CauchyBornPhase, Field(discriminator="law")
 ]
-PHASE_MODELS = (ElasticPhase, J2Phase, NeoHookeanPhase, ConductorPhase)
+PHASE_MODELS = (ElasticPhase, J2Phase, NeoHookeanPhase, ConductorPhase, CauchyBornPhase)
+#: Sections nested in phase models (documented with them).
+PHASE_PARTS = (LennardJonesPotential, MorsePotential, CutoffConfig, StabilityConfig)
 
 #: The phase law each physics uses when a phase does not name one.
 DEFAULT_LAW = {
@@ -80,7 +169,14 @@ LAW_PHYSICS = {
     "j2": "elasticity",
     "neo_hookean": "finite_strain",
     "linear_conduction": "conduction",
+    "cauchy_born": "finite_strain",
 }
+
+
+def stability_policy(phases: list) -> str:
+    """The strictest stability policy of the Cauchy-Born phases ('off' if there is none)."""
+    policies = {p.stability.policy for p in phases if isinstance(p, CauchyBornPhase)}
+    return next((p for p in ("stop", "warn") if p in policies), "off")
 
 
 def with_default_laws(data: Any, physics: Any) -> Any:

@@ -10,7 +10,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from fe2.config.base import ConfigModel, load_config
 from fe2.config.materials import Phase, check_law, check_phases, with_default_laws
-from fe2.config.rve import MeshSource, NewtonConfig, SolverOptions, existing_file
+from fe2.config.rve import BATCH_DESCRIPTION, Batch, MeshSource, NewtonConfig, SolverOptions, existing_file
 from fe2.meshing.macro import MacroMeshSpec
 
 
@@ -46,6 +46,7 @@ class RveSource(ConfigModel):
     phases: dict[str, Phase] = Field(min_length=1, description="RVE phase name -> material")
     bc: Literal["periodic", "affine", "traction"] = Field("periodic", description="RVE boundary condition")
     degree: int = Field(1, ge=1, le=3, description="Lagrange degree of the RVE fluctuation")
+    batch: Batch = Field("auto", description=BATCH_DESCRIPTION)
     coupling: Literal["auto", "concurrent", "hierarchical"] = Field(
         "auto",
         description="auto: hierarchical (effective tensor computed once) when every RVE phase is "

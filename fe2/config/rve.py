@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
@@ -39,6 +39,16 @@ class MeshSource(ConfigModel):
         return self
 
 
+#: ``batch`` of an RVE section: how the RVEs of one type are solved.
+BATCH_DESCRIPTION = (
+    "auto: RVEs of one type solved together in batches (vectorised constitutive updates and "
+    "assembly, one batched sparse Cholesky), as many per batch as fit a memory budget "
+    "(FE2_BATCH_MEMORY MiB, default 512; at most 64); a number: at most that many per batch; "
+    "off: one PETSc (MUMPS) solve per point, the reference path"
+)
+Batch = Literal["auto", "off"] | Annotated[int, Field(ge=1, le=100_000)]
+
+
 class RveOptions(ConfigModel):
     """RVE discretisation and boundary condition."""
 
@@ -46,6 +56,7 @@ class RveOptions(ConfigModel):
         "periodic", description="boundary condition; 'all' = the three plus Voigt/Reuss bounds"
     )
     degree: int = Field(1, ge=1, le=3, description="Lagrange degree of the fluctuation")
+    batch: Batch = Field("auto", description=BATCH_DESCRIPTION)
 
 
 class NewtonConfig(ConfigModel):

@@ -14,14 +14,12 @@ depends only on its strain and state, so results do not depend on the assignment
 from __future__ import annotations
 
 import logging
-import time
 
 import numpy as np
 from mpi4py import MPI
 
-from fe2.material_point import MaterialPointFailure
-from fe2.rve.newton import PointState, RveFailure, RveResponse, RveSolver
-from fe2.rve.solver import SolveError
+from fe2.material_point import MaterialPointFailure, MaterialPointsBase
+from fe2.rve.micro_solver import MicroSolver, PointState, RveResponse
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +39,7 @@ def assign_by_cost(costs: np.ndarray, num_ranks: int) -> np.ndarray:
     return worker
 
 
-class BalancedRvePool:
+class BalancedRvePool(MaterialPointsBase):
     """The material-point contract for the home points of this rank, solved on any rank.
 
     Args:
@@ -53,11 +51,9 @@ class BalancedRvePool:
             balancing); otherwise every point starts on its home rank.
     """
 
-    kind = "rve"
-
-    def __init__(self, solver: RveSolver, num_points: int, comm: MPI.Comm, *, equal_counts: bool = False):
+    def __init__(self, solver: MicroSolver, num_points: int, comm: MPI.Comm, *, equal_counts: bool = False):
         self.solver, self.comm = solver, comm
-        self.num_points, self.n_comp = num_points, solver.model.physics.n_comp
+        self.num_points, self.n_comp = num_points, solver.n_comp
         counts = np.array(comm.allgather(num_points))
         self.offset = int(counts[: comm.rank].sum())
         self.home = np.repeat(np.arange(comm.size), counts)  # home rank of every global point
@@ -69,7 +65,6 @@ class BalancedRvePool:
         self.trials: dict[int, PointState] = {}
         self.responses: dict[int, RveResponse] = {}
         self.costs: dict[int, float] = {}  # seconds spent on each point since the last rebalance
-        self.statistics = {"solves": 0, "newton_iterations": 0, "elastic_shortcuts": 0, "seconds": 0.0}
         self.moved = 0  # points moved by the last rebalance (all ranks)
         self.equal_counts = equal_counts
         self.probes: set[int] = set()  # global points whose RVE fields every solve keeps
@@ -86,25 +81,25 @@ class BalancedRvePool:
             g = self.offset + local
             outgoing[self.worker[g]].append((g, strain))
         work = sorted((g, e) for batch in self.comm.alltoall(outgoing) for g, e in batch)
+        points = [g for g, _ in work]
+        result = self.solver.solve_batch(
+            np.array([e for _, e in work]).reshape(-1, self.n_comp),
+            [self.states[g] for g in points],
+            warm=[self.trials[g].w if g in self.trials else self.states[g].w for g in points],
+            fields=[g in self.probes for g in points],
+        )
         results = [[] for _ in range(size)]
-        failure = None
-        for g, strain in work:
-            t0 = time.perf_counter()
-            state = self.states[g]
-            warm = self.trials[g].w if g in self.trials else state.w
-            try:
-                response, trial = self.solver.solve(strain, state, warm_start=warm, fields=g in self.probes)
-            except (RveFailure, SolveError) as exc:
-                failure = (g, str(exc))
-                break
-            seconds = time.perf_counter() - t0
-            self.trials[g], self.responses[g] = trial, response
-            self.costs[g] = self.costs.get(g, 0.0) + seconds
-            self.statistics["solves"] += 1
-            self.statistics["newton_iterations"] += response.iterations
-            self.statistics["elastic_shortcuts"] += int(response.elastic_shortcut)
-            self.statistics["seconds"] += seconds
+        for i, g in enumerate(points):
+            self.costs[g] = self.costs.get(g, 0.0) + float(result.costs[i])
+            if i in result.failures:
+                continue
+            response = result.responses[i]
+            self.trials[g], self.responses[g] = result.trials[i], response
             results[self.home[g]].append((g, response.stress, response.tangent))
+        failure = None
+        if result.failures:
+            i = min(result.failures)
+            failure = (points[i], str(result.failures[i]))
         failures = [f for f in self.comm.allgather(failure) if f is not None]
         if failures:  # every rank raises the same failure
             g, reason = min(failures)
@@ -200,24 +195,23 @@ class BalancedRvePool:
                 outgoing[self.home[g]].append((g, self.responses[g].fields))
         return {g - self.offset: f for batch in self.comm.alltoall(outgoing) for g, f in batch}
 
+    @property
+    def statistics(self) -> dict:
+        """This rank's solver totals (the work it did, for whichever home ranks)."""
+        return self.solver.statistics
+
     def point_fields(self) -> dict[str, np.ndarray]:
         """As :meth:`fe2.rve.pool.RvePool.point_fields`, for the home points (collective)."""
-        model = self.solver.model
-        plastic = [t for t, h in model.initial_history().items() if "equivalent_plastic_strain" in h]
+        points = sorted(self.states)
+        outputs = self.solver.point_outputs([self.states[g] for g in points],
+                                            [self.responses.get(g) for g in points])
         outgoing = [[] for _ in range(self.comm.size)]
-        for g, state in self.states.items():
-            response = self.responses.get(g)
-            p = sum(
-                model.dV[model.phase_cells[t]].ravel() @ state.history[t]["equivalent_plastic_strain"]
-                for t in plastic
-            ) / model.volume if plastic else 0.0
-            outgoing[self.home[g]].append((g, float(p), response.iterations if response else 0))
-        fields = {"rve_newton_iterations": np.zeros(self.num_points)}
-        if plastic:
-            fields["equivalent_plastic_strain"] = np.zeros(self.num_points)
+        for i, g in enumerate(points):
+            outgoing[self.home[g]].append((g, {name: float(v[i]) for name, v in outputs.items()}))
+        fields: dict[str, np.ndarray] = {}
         for batch in self.comm.alltoall(outgoing):
-            for g, p, iterations in batch:
-                fields["rve_newton_iterations"][g - self.offset] = iterations
-                if plastic:
-                    fields["equivalent_plastic_strain"][g - self.offset] = p
-        return fields
+            for g, values in batch:
+                for name, value in values.items():
+                    fields.setdefault(name, np.zeros(self.num_points))[g - self.offset] = value
+        names = sorted({name for part in self.comm.allgather(sorted(fields)) for name in part})
+        return {name: fields.get(name, np.zeros(self.num_points)) for name in names}

@@ -30,58 +30,82 @@ def quadrature_degree(cell: basix.CellType, degree: int) -> int:
     return 2 * (degree - 1) if simplex else 2 * degree
 
 
-class QuadratureForms:
-    """Quadrature spaces and compiled forms for one mesh, physics and Lagrange degree.
+class QuadratureSpace:
+    """The Lagrange space of a field and the quadrature rule of its strain (no coefficients).
 
     Args:
         mesh: the mesh (any communicator; arrays cover the cells this rank owns).
         physics: strain measure and field shape.
         degree: Lagrange degree of the field.
+
+    Attributes:
+        V: the Lagrange space; dx: the quadrature measure; num_qp: points per cell;
+        dV: quadrature volumes |det J| w_q of the owned cells, (num_cells, num_qp).
     """
 
     def __init__(self, mesh: dolfinx.mesh.Mesh, physics: Physics, degree: int):
         self.mesh, self.physics, self.degree = mesh, physics, degree
-        n = physics.n_comp
-        cell = mesh.basix_cell()
-        self.quadrature_degree = quadrature_degree(cell, degree)
-        points, weights = basix.make_quadrature(cell, self.quadrature_degree)
+        self.cell_type = mesh.basix_cell()
+        self.quadrature_degree = quadrature_degree(self.cell_type, degree)
+        self.reference_points, weights = basix.make_quadrature(self.cell_type, self.quadrature_degree)
         self.num_qp = len(weights)
         self.num_cells = mesh.topology.index_map(mesh.topology.dim).size_local
-
-        def quadrature_function(shape, name):
-            element = basix.ufl.quadrature_element(
-                cell, value_shape=shape, scheme="default", degree=self.quadrature_degree
-            )
-            return fem.Function(fem.functionspace(mesh, element), name=name)
-
         self.V = fem.functionspace(mesh, ("Lagrange", degree, physics.value_shape))
-        self.stress_q = quadrature_function((n,), "stress")
-        self.tangent_q = quadrature_function((n, n), "tangent")
-        qmap = self.stress_q.function_space.dofmap.list[: self.num_cells]
-        if not np.array_equal(qmap.ravel(), np.arange(qmap.size)):
-            raise RuntimeError("unexpected quadrature dof layout")  # cell-major is assumed
-
         self.dx = ufl.Measure(
             "dx", domain=mesh,
             metadata={"quadrature_degree": self.quadrature_degree, "quadrature_scheme": "default"},
         )
+        self.cells = np.arange(self.num_cells, dtype=np.int32)
+        detJ = fem.Expression(abs(ufl.JacobianDeterminant(mesh)), self.reference_points)
+        self.dV = detJ.eval(mesh, self.cells).reshape(self.num_cells, self.num_qp) * weights
+
+    def quadrature_space(self, shape: tuple[int, ...]) -> fem.FunctionSpace:
+        """The quadrature space of values of ``shape`` at the points of this rule."""
+        element = basix.ufl.quadrature_element(
+            self.cell_type, value_shape=shape, scheme="default", degree=self.quadrature_degree
+        )
+        return fem.functionspace(self.mesh, element)
+
+    def quadrature_coordinates(self) -> np.ndarray:
+        """Physical coordinates of the quadrature points of the owned cells, (cells, qp, gdim)."""
+        x = fem.Expression(ufl.SpatialCoordinate(self.mesh), self.reference_points)
+        return x.eval(self.mesh, self.cells).reshape(self.num_cells, self.num_qp, self.mesh.geometry.dim)
+
+
+class QuadratureForms:
+    """Stress and tangent quadrature functions and the forms compiled from them.
+
+    Each instance owns its coefficients: two solvers never share them.
+
+    Args:
+        mesh, physics, degree: as for :class:`QuadratureSpace` (or pass ``space``).
+        space: an existing space to build on (the same V and quadrature).
+    """
+
+    def __init__(self, mesh: dolfinx.mesh.Mesh, physics: Physics, degree: int, *,
+                 space: QuadratureSpace | None = None):
+        space = space if space is not None else QuadratureSpace(mesh, physics, degree)
+        self.space, self.mesh, self.physics, self.degree = space, space.mesh, physics, degree
+        self.quadrature_degree, self.num_qp, self.num_cells = space.quadrature_degree, space.num_qp, space.num_cells
+        self.V, self.dx, self.dV, self.cells = space.V, space.dx, space.dV, space.cells
+        n = physics.n_comp
+        self.stress_q = fem.Function(space.quadrature_space((n,)), name="stress")
+        self.tangent_q = fem.Function(space.quadrature_space((n, n)), name="tangent")
+        qmap = self.stress_q.function_space.dofmap.list[: self.num_cells]
+        if not np.array_equal(qmap.ravel(), np.arange(qmap.size)):
+            raise RuntimeError("unexpected quadrature dof layout")  # cell-major is assumed
+
         v, u = ufl.TestFunction(self.V), ufl.TrialFunction(self.V)
         strain = physics.strain
         self.internal_force = fem.form(ufl.inner(self.stress_q, strain(v)) * self.dx)
         self.jacobian = fem.form(ufl.inner(ufl.dot(self.tangent_q, strain(u)), strain(v)) * self.dx)
 
         self._probe = fem.Function(self.V)  # field whose strain is evaluated at the points
-        self._strain_expression = fem.Expression(strain(self._probe), points)
-        self._reference_points = points
-        self.cells = np.arange(self.num_cells, dtype=np.int32)
-        detJ = fem.Expression(abs(ufl.JacobianDeterminant(mesh)), points)
-        #: Quadrature volumes |det J| w_q of the owned cells, (num_cells, num_qp).
-        self.dV = detJ.eval(mesh, self.cells).reshape(self.num_cells, self.num_qp) * weights
+        self._strain_expression = fem.Expression(strain(self._probe), space.reference_points)
 
     def quadrature_coordinates(self) -> np.ndarray:
         """Physical coordinates of the quadrature points of the owned cells, (cells, qp, gdim)."""
-        x = fem.Expression(ufl.SpatialCoordinate(self.mesh), self._reference_points)
-        return x.eval(self.mesh, self.cells).reshape(self.num_cells, self.num_qp, self.mesh.geometry.dim)
+        return self.space.quadrature_coordinates()
 
     def _owned(self, function: fem.Function, shape: tuple[int, ...]) -> np.ndarray:
         size = self.num_cells * self.num_qp * int(np.prod(shape))

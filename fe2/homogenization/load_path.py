@@ -25,8 +25,8 @@ from fe2.homogenization.mixed_control import (
     Segment,
     reach_target,
 )
-from fe2.io.rve_fields import RveFields, Snapshot
-from fe2.rve.newton import RveSolver
+from fe2.io.rve_fields import Snapshot
+from fe2.rve.micro_solver import MicroSolver
 from fe2.rve.physics import Physics
 from fe2.rve.pool import RvePool
 from fe2.tensors import MANDEL_PAIRS, SQRT2, to_mandel
@@ -184,7 +184,7 @@ class LoadPathResult:
 
 
 def run_load_path(
-    solver: RveSolver,
+    solver: MicroSolver,
     path: list[Segment],
     *,
     field_steps: set[int],
@@ -194,7 +194,8 @@ def run_load_path(
     """Apply ``path`` (segments of strain/stress targets) from the virgin state; see the
     module doc."""
     pool = RvePool(solver, 1)
-    fields = RveFields(solver.model) if field_steps else None
+    if field_steps:
+        pool.set_probes([0])  # keep the RVE fields of every solve
     result = LoadPathResult(bc=solver.kind)
     state = MixedState.initial(solver.model.physics.reference_strain)
     num_steps = sum(segment.steps for segment in path)
@@ -223,8 +224,8 @@ def run_load_path(
             result.stress_controlled.append(target.stress_controlled.copy())
             result.control_iterations.append(work.evaluations)
             result.stress_residual.append(work.residual)
-            if fields is not None and step in field_steps:
-                result.snapshots.append((float(step), fields.snapshot(history)))
+            if step in field_steps:
+                result.snapshots.append((float(step), pool.probe_fields()[0]))
             log.info(
                 "%s step %d/%d: %d Newton iterations%s%s, |Sigma| %.4g, max p %.3g",
                 solver.kind, step, num_steps, work.newton,

@@ -8,7 +8,6 @@ number of ranks.
 from __future__ import annotations
 
 import logging
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,10 +20,11 @@ from fe2.homogenization.bounds import reuss_bound, voigt_bound
 from fe2.homogenization.load_path import LoadPathResult, macro_path, run_load_path
 from fe2.homogenization.mixed_control import MixedOptions
 from fe2.io.rve_fields import RveFields
-from fe2.meshing.io import RveMesh, read_rve_mesh
 from fe2.rve.effective import EffectiveTensor, effective_tensor
+from fe2.rve.mesh_source import check_phase_tags, load_rve_mesh
 from fe2.rve.model import RveModel
-from fe2.rve.newton import NewtonOptions, RveSolver
+from fe2.rve.factory import make_rve_solver
+from fe2.rve.micro_solver import NewtonOptions
 from fe2.rve.physics import make_physics
 from fe2.rve.solver import SolveError
 from fe2.tensors import mandel_to_tensor
@@ -63,58 +63,6 @@ class HomogenizationResult:
     expected_isotropic: bool = False  # a generated cell that is statistically isotropic
 
 
-def load_rve_mesh(source: MeshSource, comm: MPI.Comm, *, key: str = "mesh") -> tuple[RveMesh, bytes | None]:
-    """The RVE mesh on every rank, on ``MPI.COMM_SELF`` (collective on ``comm``).
-
-    A generated mesh is made once, on rank 0, and its file content broadcast (ranks may not
-    share a file system). Returns the mesh and, if generated, the .msh file content.
-    """
-    errors = (InputError,)
-
-    def read(path: Path) -> RveMesh:
-        try:
-            return read_rve_mesh(path, MPI.COMM_SELF)
-        except (ValueError, OSError) as exc:
-            raise InputError(f"{key}.file: {exc}") from None
-
-    def generate(path: Path) -> bytes | None:
-        if comm.rank != 0:
-            return None
-        try:
-            return source.generate.generate(path).read_bytes()
-        except (ValueError, OSError, RuntimeError) as exc:
-            raise InputError(f"{key}.generate: mesh generation failed: {exc}") from None
-
-    if source.file is not None:
-        return collectively(comm, lambda: read(source.file), errors=errors), None
-    with tempfile.TemporaryDirectory(prefix="fe2-") as tmp:
-        path = Path(tmp) / "rve.msh"
-        if comm.rank == 0:
-            log.info("generating the RVE mesh (%s)", source.generate.type)
-        content = comm.bcast(collectively(comm, lambda: generate(path), errors=errors))
-        if comm.rank != 0:
-            path.write_bytes(content)
-        return collectively(comm, lambda: read(path), errors=errors), content
-
-
-def check_phase_tags(phases: dict, rve_mesh: RveMesh, *, key: str = "phases") -> None:
-    """Every phase tag is a cell tag of the mesh and every cell tag has a phase."""
-    present = sorted(set(np.unique(rve_mesh.cell_tags.values).tolist()))
-    for name, phase in phases.items():
-        if phase.tag not in present:
-            raise InputError(
-                f"{key}.{name}.tag: tag {phase.tag} is not a cell tag of the mesh "
-                f"(the mesh has {present})"
-            )
-    tags = {phase.tag for phase in phases.values()}
-    unassigned = [t for t in present if t not in tags]
-    if unassigned:
-        names = [rve_mesh.names.get(t, "?") for t in unassigned]
-        raise InputError(
-            f"{key}: the mesh cell tags {unassigned} ({', '.join(names)}) belong to no phase"
-        )
-
-
 def run_homogenization(
     config: HomogenizeConfig, *, bcs: list[str], comm: MPI.Comm
 ) -> HomogenizationResult:
@@ -141,9 +89,11 @@ def run_homogenization(
         for bc in bcs[comm.rank :: comm.size]:
             log.info("rank %d: %s boundary conditions", comm.rank, bc)
             if path is None:
-                mine[bc] = effective_tensor(model, bc, solver_options=solver.petsc_options)
+                mine[bc] = effective_tensor(model, bc, solver_options=solver.petsc_options,
+                                            batch=config.rve.batch)
                 continue
-            rve = RveSolver(model, bc, newton=newton, petsc_options=solver.petsc_options)
+            rve = make_rve_solver(model, bc, batch=config.rve.batch, newton=newton,
+                                  petsc_options=solver.petsc_options)
             try:
                 fields_at = config.load_path.fields_at or [config.load_path.num_steps]
                 mine[bc] = run_load_path(

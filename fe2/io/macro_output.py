@@ -27,7 +27,10 @@ from fe2.tensors import from_mandel
 
 AXES = "xyz"
 #: How a per-point output becomes a cell value.
-CELL_REDUCTION = {"rve_newton_iterations": np.max}
+CELL_REDUCTION = {
+    "rve_newton_iterations": np.max,
+    "phonon_min_omega2": np.min, "acoustic_min_eigenvalue": np.min, "lattice_unstable": np.max,
+}
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -134,13 +137,14 @@ class MacroOutput:
         for name, force in record.reactions.items():
             for axis, value in zip(AXES, force):
                 row[f"reaction_{name}_{axis}"] = repr(float(value))
+        row.update(record.diagnostics)
         return row
 
-    def write_step(self, record: StepRecord) -> None:
-        """Append the step to history.csv and write the fields when due (collective)."""
+    def write_step(self, record: StepRecord, *, fields: bool = False) -> None:
+        """Append the step to history.csv and write the fields when due or asked for (collective)."""
         self.rows.append(self.history_row(record))
         last = record.step == self.num_steps
-        due = last or (self.fields_every and record.step % self.fields_every == 0)
+        due = fields or last or (self.fields_every and record.step % self.fields_every == 0)
         if due and self.xdmf is not None:
             self.write_fields(record.load_factor)
         if self.comm.rank == 0:

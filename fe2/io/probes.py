@@ -17,6 +17,7 @@ import numpy as np
 from fe2.errors import InputError
 from fe2.io.rve_fields import RveFields, Snapshot
 from fe2.macro.problem import MacroProblem
+from fe2.material_point import ProbesUnsupported
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +35,6 @@ class RveProbes:
     def __init__(self, problem: MacroProblem, positions: dict[str, list[float]], directory: Path, suffix: str = ""):
         self.problem, self.comm = problem, problem.comm
         points = problem.points
-        if not hasattr(points, "set_probes"):
-            raise InputError(
-                "output.probes: RVE fields exist only with concurrent FE² coupling "
-                f"(material.rve with nonlinear phases, or coupling: concurrent); this run uses {points.kind!r} points"
-            )
         dim = problem.mesh.geometry.dim
         x = problem.forms.quadrature_coordinates().reshape(-1, dim)
         self.home: dict[str, int] = {}  # probe -> local point index, for the probes homed here
@@ -59,7 +55,13 @@ class RveProbes:
             if self.comm.rank == 0:
                 log.info("probe %r: RVE fields of the macro point at %s (%.3g from %s) -> %s",
                          name, np.round(at, 6).tolist(), best[0], position, self.located[name]["file"])
-        points.set_probes(sorted(self.home.values()))
+        try:
+            points.set_probes(sorted(self.home.values()))
+        except ProbesUnsupported as exc:
+            raise InputError(
+                "output.probes: RVE fields exist only with concurrent FE² coupling "
+                f"(material.rve with nonlinear phases, or coupling: concurrent); {exc}"
+            ) from None
         self.directory = Path(directory)
         self.writer = RveFields(points.solver.model) if self.comm.rank == 0 else None
         self.snapshots: dict[str, list[tuple[float, Snapshot]]] = {name: [] for name in positions}

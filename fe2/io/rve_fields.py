@@ -44,7 +44,9 @@ class RveFields:
         V1 = fem.functionspace(mesh, ("Lagrange", 1, physics.value_shape))
         x = ufl.SpatialCoordinate(mesh)
         centre = fem.Constant(mesh, model.box.centre)
-        total = physics.macro_field(model.E, x - centre) + model.w
+        self.E = fem.Constant(mesh, np.zeros(physics.n_comp))  # macro strain of a snapshot
+        self.w = fem.Function(model.V)  # fluctuation of a snapshot
+        total = physics.macro_field(self.E, x - centre) + self.w
         self._total = fem.Expression(total, V1.element.interpolation_points)
         stress_shape = (dim,) if physics.name == "conduction" else (3, 3)
         self.functions = {
@@ -60,12 +62,15 @@ class RveFields:
         dV = self.model.dV
         return np.einsum("cq,cq...->c...", dV, values) / dV.sum(axis=1).reshape((-1,) + (1,) * (values.ndim - 2))
 
-    def snapshot(self, history: History) -> Snapshot:
-        """Fields of the model's current state (E, w, stress) with its ``history``."""
+    def snapshot(self, E: np.ndarray, w: np.ndarray, stress_qp: np.ndarray, history: History) -> Snapshot:
+        """Fields of one RVE state: macro strain E (n,), fluctuation w (N,), stress at the
+        quadrature points (num_cells, num_qp, n) and history."""
         model = self.model
+        self.E.value = E
+        self.w.x.array[:] = w
         u = self.functions[self.primary]
         u.interpolate(self._total)
-        stress = self._cell_average(model.stress_qp)
+        stress = self._cell_average(stress_qp)
         if model.physics.name != "conduction":
             dim = model.box.dim
             tensor = from_mandel(stress) if model.physics.name == "elasticity" else stress.reshape(-1, dim, dim)

@@ -33,7 +33,7 @@ from petsc4py import PETSc
 
 from fe2.fem.quadrature_forms import QuadratureForms
 from fe2.material_point import MaterialPointFailure, MaterialPoints
-from fe2.rve.newton import NewtonOptions
+from fe2.rve.micro_solver import NewtonOptions
 from fe2.rve.physics import Physics
 from fe2.rve.solver import DirectSolver, SolveError
 

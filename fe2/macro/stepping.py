@@ -41,6 +41,7 @@ class StepRecord:
     seconds: float = 0.0
     imbalance: float = 1.0  # max/mean over ranks of the RVE work (seconds) of the step
     moved_points: int = 0  # points moved to another rank by the rebalance after the step
+    diagnostics: dict[str, object] = field(default_factory=dict)  # extra history columns
 
 
 def run_load_steps(
@@ -56,7 +57,7 @@ def run_load_steps(
     """Reach every target load factor in turn; returns one record per step taken (collective).
 
     ``start``: the number of targets already reached (a restart: U and the committed point
-    states are those at ``targets[start - 1]``). With ``rebalance``, material points that can (``points.rebalance()``) are re-assigned to
+    states are those at ``targets[start - 1]``). With ``rebalance``, material points are re-assigned to
     ranks from their measured cost after every step.
 
     Raises:
@@ -66,10 +67,11 @@ def run_load_steps(
     records = []
     load = targets[start - 1] if start else 0.0
     committed_u = problem.u.x.array.copy()
-    stats = getattr(problem.points, "statistics", None)
+    stats = problem.points.statistics  # RVE solver totals of this rank ({} for closed-form laws)
     for step, target in enumerate(targets[start:], start=start + 1):
         t0 = time.perf_counter()
-        work_before = stats["seconds"] if stats is not None else 0.0
+        work_before = stats.get("seconds", 0.0)
+        solves_before = stats.get("solves", 0) + stats.get("failures", 0)
         record = StepRecord(step=step, load_factor=target)
         whole = target - load
         increment = whole
@@ -77,8 +79,6 @@ def run_load_steps(
             trial = min(load + increment, target) if whole > 0 else max(load + increment, target)
             result = problem.solve(trial)
             record.newton_iterations += result.iterations
-            if problem.points.kind == "rve":
-                record.rve_solves += result.point_evaluations
             if result.converged:
                 problem.points.commit()
                 committed_u[:] = problem.u.x.array
@@ -102,12 +102,13 @@ def run_load_steps(
                     f"load step {step} (load factor {target:g}) failed after {record.cutbacks} "
                     f"cut-backs: {result.reason}"
                 )
-        record.rve_solves = comm.allreduce(record.rve_solves, op=MPI.SUM)
+        solves = stats.get("solves", 0) + stats.get("failures", 0) - solves_before
+        record.rve_solves = comm.allreduce(solves, op=MPI.SUM)
         record.reactions = problem.reactions(load)
-        if stats is not None:
+        if stats:
             work = np.array(comm.allgather(stats["seconds"] - work_before))
             record.imbalance = float(work.max() / work.mean()) if work.mean() > 0 else 1.0
-        if rebalance and hasattr(problem.points, "rebalance"):
+        if rebalance:
             problem.points.rebalance()
             record.moved_points = problem.points.moved
         record.seconds = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)

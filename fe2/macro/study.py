@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Callable
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import dolfinx
@@ -23,39 +21,24 @@ from mpi4py import MPI
 
 import fe2
 from fe2.config.run import RunConfig
-from fe2.coupling.balanced_pool import BalancedRvePool
+from fe2.coupling.factory import coupling
 from fe2.errors import ComputationError, InputError, collectively
-from fe2.homogenization.study import check_phase_tags, load_rve_mesh
 from fe2.io.macro_output import MacroOutput
 from fe2.io.probes import RveProbes
 from fe2.io.progress import RunStatus
+from fe2.macro.lattice_stability import StabilityMonitor
 from fe2.macro.checkpoint import (
     check_compatible, checkpoint_root, latest_checkpoint, read_meta, restore_checkpoint, write_checkpoint,
 )
 from fe2.macro.problem import Dirichlet, MacroProblem, Traction
 from fe2.macro.stepping import StepRecord, run_load_steps
-from fe2.material_point import MaterialPoints
-from fe2.materials import AnisotropicLinearElastic
-from fe2.materials.points import LawPoints, PhasePoints
 from fe2.meshing.macro import MacroMesh, generate_macro_mesh, read_macro_mesh
-from fe2.rve.effective import effective_tensor
-from fe2.rve.model import RveModel
-from fe2.rve.newton import NewtonOptions, RveSolver
-from fe2.rve.physics import Physics, make_physics
-from fe2.rve.pool import RvePool
+from fe2.rve.micro_solver import NewtonOptions
+from fe2.rve.physics import make_physics
 
 log = logging.getLogger(__name__)
 
 COMPONENTS = {"x": 0, "y": 1, "z": 2, "all": None}
-
-
-@dataclass
-class Coupling:
-    """How the macro points get their stress: the factory and a description for the log."""
-
-    make_points: Callable[[int], MaterialPoints]
-    mode: str
-    reason: str
 
 
 def load_macro_mesh(config: RunConfig, comm: MPI.Comm, output: Path) -> MacroMesh:
@@ -123,67 +106,6 @@ def supports_and_loads(config: RunConfig, macro: MacroMesh) -> tuple[list[Dirich
     return dirichlet, tractions, (None if body is None else _vector(body, dim, "loads.body_force"))
 
 
-def coupling(config: RunConfig, macro: MacroMesh, physics: Physics, comm: MPI.Comm) -> Coupling:
-    """The material-point factory of the config's material source (collective)."""
-    material, dim, n = config.material, macro.dim, physics.n_comp
-    if material.law is not None:
-        law = material.law.material()
-        return Coupling(lambda m: LawPoints(law, m, dim=dim, n_comp=n), "law", f"closed-form {material.law.law} law")
-    if material.phases is not None:
-        laws = {p.tag: p.material() for p in material.phases.values()}
-        tags = macro.cell_tags
-        cells = macro.mesh.topology.index_map(dim).size_local
-        cell_tag = np.zeros(cells, dtype=np.int32)
-        cell_tag[tags.indices[tags.indices < cells]] = tags.values[tags.indices < cells]
-        missing = sorted(set(np.unique(cell_tag).tolist()) - set(laws))
-        if comm.allreduce(len(missing), op=MPI.MAX):
-            raise InputError(f"material.phases: macro cells with tags {missing} have no law")
-        return Coupling(
-            lambda m: PhasePoints(laws, np.repeat(cell_tag, m // max(cells, 1)), dim=dim, n_comp=n),
-            "phases", "closed-form laws per macro cell tag",
-        )
-    rve = material.rve
-    rve_mesh, _ = load_rve_mesh(rve.mesh, comm, key="material.rve.mesh")
-    collectively(comm, lambda: check_phase_tags(rve.phases, rve_mesh, key="material.rve.phases"), errors=(InputError,))
-    laws = {p.tag: p.material() for p in rve.phases.values()}
-    if rve_mesh.dim != dim:
-        raise InputError(f"material.rve.mesh: a {rve_mesh.dim}D RVE for a {dim}D macro mesh")
-    model = RveModel(rve_mesh.mesh, rve_mesh.cell_tags, physics, laws, degree=rve.degree)
-    nonlinear = [name for name, p in rve.phases.items() if not laws[p.tag].is_linear]
-    linear_small = not nonlinear and physics.name == "elasticity"
-    mode = rve.coupling
-    if mode == "auto":
-        mode = "hierarchical" if linear_small else "concurrent"
-        why = (
-            "every RVE phase is linear at small strain: the effective tensor is computed once"
-            if linear_small
-            else (f"RVE phases {nonlinear} are nonlinear" if nonlinear else "finite strain")
-            + ": an RVE solve per macro point and Newton iteration"
-        )
-    elif mode == "hierarchical":
-        if not linear_small:
-            raise InputError("material.rve.coupling: 'hierarchical' needs linear RVE phases at small strain")
-        why = "requested; the effective tensor is computed once"
-    else:
-        why = "requested: an RVE solve per macro point and Newton iteration"
-    if mode == "hierarchical":
-        C = comm.bcast(
-            effective_tensor(model, rve.bc, solver_options=rve.solver.petsc_options).C if comm.rank == 0 else None
-        )
-        law = AnisotropicLinearElastic(C)
-        return Coupling(lambda m: LawPoints(law, m, dim=dim, n_comp=n), "hierarchical", why)
-    newton = NewtonOptions(**rve.solver.newton.model_dump())
-    balancing = config.parallel.balancing
-
-    def make(m: int) -> MaterialPoints:
-        solver = RveSolver(model, rve.bc, newton=newton, petsc_options=rve.solver.petsc_options)
-        if balancing == "off":
-            return RvePool(solver, m)
-        return BalancedRvePool(solver, m, comm, equal_counts=balancing == "static")
-
-    return Coupling(make, "concurrent", f"{why}; load balancing {balancing}")
-
-
 def _reactions(row: dict) -> dict[str, list[float]]:
     """Reaction forces per boundary from a history row (columns reaction_<name>_<axis>)."""
     forces: dict[str, list[float]] = {}
@@ -226,6 +148,7 @@ def run_study(config: RunConfig, comm: MPI.Comm, output: Path, *, restart: bool 
     macro = load_macro_mesh(config, comm, output)
     physics = make_physics(config.physics, macro.dim)
     dirichlet, tractions, body = collectively(comm, lambda: supports_and_loads(config, macro), errors=(InputError,))
+    monitor = StabilityMonitor(config, comm, macro.dim)  # a lattice of the wrong dimension: InputError
     source = coupling(config, macro, physics, comm)
     if comm.rank == 0:
         log.info("coupling: %s (%s)", source.mode, source.reason)
@@ -235,6 +158,7 @@ def run_study(config: RunConfig, comm: MPI.Comm, output: Path, *, restart: bool 
         dirichlet=dirichlet, tractions=tractions, body_force=body,
         newton=NewtonOptions(**solver.newton.model_dump()), petsc_options=solver.petsc_options,
     )
+    monitor.locate(problem.forms.quadrature_coordinates().reshape(problem.num_points, macro.dim))
     targets = config.load_factors
     points = comm.allreduce(problem.num_points, op=MPI.SUM)
     cells = macro.mesh.topology.index_map(macro.dim).size_global
@@ -244,6 +168,7 @@ def run_study(config: RunConfig, comm: MPI.Comm, output: Path, *, restart: bool 
                  cells, dofs, points, comm.size, len(targets))
     output.mkdir(parents=True, exist_ok=True)
     resumed = _resume(config, problem, output, restart)
+    monitor.restore(resumed.get("lattice_stability") if resumed else None)
     done = resumed["step"] if resumed else 0
     field_files = resumed["field_files"] if resumed else []
     fields_file = None if done == len(targets) else ("fields.xdmf" if not done else f"fields_from_step_{done + 1}.xdmf")
@@ -265,12 +190,14 @@ def run_study(config: RunConfig, comm: MPI.Comm, output: Path, *, restart: bool 
     def progress(record: StepRecord) -> None:
         if status is not None:
             status.step_done(record.step)
-        writer.write_step(record)
+        stop = monitor.check(record, problem.points.point_fields)
+        writer.write_step(record, fields=stop)
         if every and (record.step % every == 0 or record.step == len(targets)):
             write_checkpoint(problem, output, {
                 "step": record.step, "load_factor": record.load_factor,
                 "completed_targets": targets[: record.step], "history": writer.rows,
                 "field_files": field_files, "study": config.study_identity(),
+                "lattice_stability": monitor.state(),
             })
         if comm.rank == 0:
             elapsed = time.perf_counter() - start
@@ -285,6 +212,8 @@ def run_study(config: RunConfig, comm: MPI.Comm, output: Path, *, restart: bool 
                 f" (moved {record.moved_points})" if record.moved_points else "",
                 record.seconds, elapsed, remaining,
             )
+        if stop:
+            raise monitor.error()
 
     summary = {
         "fe2_version": fe2.__version__,
@@ -318,8 +247,10 @@ def run_study(config: RunConfig, comm: MPI.Comm, output: Path, *, restart: bool 
         final_reactions=_reactions(writer.rows[-1]) if writer.rows else {},
         wall_time=time.perf_counter() - start,
     )
-    stats = getattr(problem.points, "statistics", None)
-    if stats is not None:  # RVE pool: totals over all ranks
+    if monitor.active:
+        summary["lattice_stability"] = monitor.summary()
+    stats = problem.points.statistics
+    if stats:  # RVE points: totals over all ranks
         totals = {k: comm.allreduce(v, op=MPI.SUM) for k, v in stats.items()}
         rank_seconds = comm.allgather(stats["seconds"])
         solves = max(totals["solves"], 1)

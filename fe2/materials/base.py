@@ -48,6 +48,12 @@ class Material(Protocol):
         """
         ...
 
+    def point_fields(self, state: dict[str, np.ndarray], dim: int) -> dict[str, np.ndarray]:
+        """Scalar outputs of m committed points, name -> (m,) (e.g. the equivalent plastic
+        strain, stability checks); {} for none. Called once per committed state, not per
+        Newton iteration."""
+        ...
+
 
 def check_elastic_constants(E: float, nu: float) -> None:
     """E > 0 and -1 < nu < 0.5 (ValueError otherwise)."""

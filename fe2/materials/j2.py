@@ -18,6 +18,7 @@ History per point: ``plastic_strain`` (6,), ``equivalent_plastic_strain`` p, ``b
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import ClassVar
 
 import numpy as np
@@ -58,6 +59,11 @@ class J2Plasticity:
         if self.H < 0 or self.H_kin < 0:
             raise ValueError("hardening moduli H and H_kin must be >= 0")
 
+    @cached_property
+    def _stiffness(self) -> np.ndarray:
+        """The elastic 6 x 6 Mandel stiffness."""
+        return isotropic_stiffness(*lame_parameters(self.E, self.nu), 3)
+
     def tangent(self, dim: int) -> np.ndarray:
         """Elastic Mandel stiffness (the tangent before yield)."""
         return isotropic_stiffness(*lame_parameters(self.E, self.nu), dim)
@@ -69,9 +75,12 @@ class J2Plasticity:
             "back_stress": np.zeros((m, 6)),
         }
 
+    def point_fields(self, state: dict[str, np.ndarray], dim: int) -> dict[str, np.ndarray]:
+        return {"equivalent_plastic_strain": state["equivalent_plastic_strain"]}
+
     def update(self, strain: np.ndarray, state: dict[str, np.ndarray], dim: int) -> Update:
         lmbda, mu = lame_parameters(self.E, self.nu)
-        C = isotropic_stiffness(lmbda, mu, 3)
+        C = self._stiffness
         m = strain.shape[0]
         if dim == 2:
             eps = np.zeros((m, 6))
@@ -98,13 +107,16 @@ class J2Plasticity:
             "equivalent_plastic_strain": p_n + dp,
             "back_stress": beta_n + ((2.0 / 3.0) * self.H_kin * _S32 * dp)[:, None] * N,
         }
-        tangent = np.broadcast_to(C, (m, 6, 6)).copy()
+        # The tangent in the components of the physics only (plane strain: 11, 22, 12).
+        comps = np.ix_(PLANE, PLANE) if dim == 2 else np.ix_(range(6), range(6))
+        tangent = np.empty((m, *C[comps].shape))
+        tangent[:] = C[comps]
         if plastic.any():
-            Np = N[plastic]
+            Np = N[plastic][:, comps[0].ravel()]
             NN = Np[:, :, None] * Np[:, None, :]
             theta = 4.0 * mu**2 * _S32 * dp[plastic] / norm[plastic]
-            tangent[plastic] -= (6.0 * mu**2 / denominator) * NN + theta[:, None, None] * (_IDEV - NN)
+            tangent[plastic] -= (6.0 * mu**2 / denominator) * NN + theta[:, None, None] * (_IDEV[comps] - NN)
         if dim == 2:
-            sigma, tangent = sigma[:, PLANE], tangent[:, PLANE][:, :, PLANE]
+            sigma = sigma[:, PLANE]
         ok = np.isfinite(sigma).all(axis=1)
         return Update(stress=sigma, tangent=tangent, state=new_state, ok=ok)

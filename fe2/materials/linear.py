@@ -45,6 +45,9 @@ class LinearElastic:
     def initial_state(self, dim: int, m: int) -> dict[str, np.ndarray]:
         return {}
 
+    def point_fields(self, state: dict[str, np.ndarray], dim: int) -> dict[str, np.ndarray]:
+        return {}
+
     def update(self, strain: np.ndarray, state: dict[str, np.ndarray], dim: int) -> Update:
         return linear_update(self.tangent(dim), strain)
 
@@ -70,6 +73,9 @@ class LinearConductor:
         return self.k * np.eye(dim)
 
     def initial_state(self, dim: int, m: int) -> dict[str, np.ndarray]:
+        return {}
+
+    def point_fields(self, state: dict[str, np.ndarray], dim: int) -> dict[str, np.ndarray]:
         return {}
 
     def update(self, strain: np.ndarray, state: dict[str, np.ndarray], dim: int) -> Update:
@@ -105,6 +111,9 @@ class AnisotropicLinearElastic:
         return self.C
 
     def initial_state(self, dim: int, m: int) -> dict[str, np.ndarray]:
+        return {}
+
+    def point_fields(self, state: dict[str, np.ndarray], dim: int) -> dict[str, np.ndarray]:
         return {}
 
     def update(self, strain: np.ndarray, state: dict[str, np.ndarray], dim: int) -> Update:

@@ -39,6 +39,9 @@ class NeoHookean:
     def initial_state(self, dim: int, m: int) -> dict[str, np.ndarray]:
         return {}
 
+    def point_fields(self, state: dict[str, np.ndarray], dim: int) -> dict[str, np.ndarray]:
+        return {}
+
     def update(self, strain: np.ndarray, state: dict[str, np.ndarray], dim: int) -> Update:
         lmbda, mu = lame_parameters(self.E, self.nu)
         m = strain.shape[0]

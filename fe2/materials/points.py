@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from fe2.material_point import MaterialPointFailure
+from fe2.material_point import MaterialPointFailure, MaterialPointsBase
 from fe2.materials.base import Material
 
 
-class LawPoints:
+#: Value of a point field at points whose law does not have it (default NaN: not defined).
+ABSENT = {"equivalent_plastic_strain": 0.0, "lattice_unstable": 0.0}
+
+
+class LawPoints(MaterialPointsBase):
     """m points governed by one :class:`~fe2.materials.base.Material`.
 
     Args:
@@ -22,13 +26,12 @@ class LawPoints:
         n_comp: strain components of the physics (3/6 Mandel, 4/9 for F).
     """
 
-    kind = "law"
-
     def __init__(self, material: Material, num_points: int, *, dim: int, n_comp: int):
         self.material, self.dim = material, dim
         self.num_points, self.n_comp = num_points, n_comp
         self._committed = material.initial_state(dim, num_points)
         self._trial: dict[str, np.ndarray] | None = None
+        self._fields: dict[str, np.ndarray] | None = None  # of the committed state, computed once
 
     def evaluate(self, strains: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         result = self.material.update(np.asarray(strains, dtype=float), self._committed, self.dim)
@@ -41,6 +44,7 @@ class LawPoints:
     def commit(self) -> None:
         if self._trial is not None:
             self._committed, self._trial = self._trial, None
+            self._fields = None
 
     def rollback(self) -> None:
         self._trial = None
@@ -55,17 +59,17 @@ class LawPoints:
         self._committed = {
             k: np.array([s[k] for s in states]).reshape(v.shape) for k, v in self._committed.items()
         }
-        self._trial = None
+        self._trial, self._fields = None, None
 
     def point_fields(self) -> dict[str, np.ndarray]:
-        """Scalar output per point of the committed state, name -> (m,)."""
-        fields = {}
-        if "equivalent_plastic_strain" in self._committed:
-            fields["equivalent_plastic_strain"] = self._committed["equivalent_plastic_strain"]
-        return fields
+        """Scalar output per point of the committed state, name -> (m,) (the law's
+        ``point_fields``, evaluated once per committed state)."""
+        if self._fields is None:
+            self._fields = self.material.point_fields(self._committed, self.dim)
+        return self._fields
 
 
-class PhasePoints:
+class PhasePoints(MaterialPointsBase):
     """Points of several closed-form laws, one per phase tag (heterogeneous single-scale / DNS).
 
     Args:
@@ -73,8 +77,6 @@ class PhasePoints:
         point_tags: phase tag of every point, (m,).
         dim, n_comp: as for :class:`LawPoints`.
     """
-
-    kind = "phases"
 
     def __init__(self, laws: dict[int, Material], point_tags: np.ndarray, *, dim: int, n_comp: int):
         point_tags = np.asarray(point_tags)
@@ -119,8 +121,9 @@ class PhasePoints:
             points.restore_states([states[i] for i in index])
 
     def point_fields(self) -> dict[str, np.ndarray]:
+        """The laws' point fields; points of a law without a field get its ABSENT value."""
         fields: dict[str, np.ndarray] = {}
         for index, points in self.groups:
             for name, values in points.point_fields().items():
-                fields.setdefault(name, np.zeros(self.num_points))[index] = values
+                fields.setdefault(name, np.full(self.num_points, ABSENT.get(name, np.nan)))[index] = values
         return fields

@@ -82,6 +82,8 @@ class _ProlongationBC(RveBoundaryCondition):
         # Expand to block components: dof = node * bs + c.
         dof_column = (node_column[:, None] * bs + np.arange(bs)).ravel()
         has = (node_column[:, None] >= 0).repeat(bs, axis=1).ravel()
+        #: Column of P of every dof (-1: the dof is fixed to zero), (N,).
+        self.columns = np.where(has, dof_column, -1)
         indptr = np.concatenate([[0], np.cumsum(has)]).astype(PETSc.IntType)
         indices = dof_column[has].astype(PETSc.IntType)
         self._size = len(masters) * bs

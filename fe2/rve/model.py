@@ -1,31 +1,32 @@
-"""Discretised RVE, independent of the boundary conditions and of the state.
+"""Discretised RVE: mesh, spaces, phases and quadrature -- no state of any solve.
 
 Unknown: the fluctuation w in a Lagrange space V on the RVE mesh Y (a box). For a macro
 strain E (n,), the micro strain at the quadrature points is eps = E + strain(w). Each phase
-law maps it to the stress and the consistent tangent, which live in quadrature spaces:
+law maps it to the stress and the consistent tangent at the quadrature points:
 
     residual   R(v)     = (sigma_q, strain(v))_Y,
     Jacobian   J(u, v)  = (C_q strain(u), strain(v))_Y,
     sensitivity L_dE(v) = -(C_q dE, strain(v))_Y.
 
-The quadrature spaces and the first two forms come from :class:`QuadratureForms`; volume
-averages <.> = |Y|^-1 int_Y . dx use the same points. Arrays at quadrature points have shape
-(num_cells, num_qp, ...).
+The model is shared by every solver of the RVE type and holds nothing that changes during a
+solve: the micro solvers (:mod:`fe2.rve.newton`, :mod:`fe2.rve.batched`) own their work
+arrays. Arrays at quadrature points have shape (P, num_cells, num_qp, ...) for P points
+solved together (P = 1 for one solve); a stacked :data:`History` holds the P points' phase
+variables one after the other, (P * num_phase_qp, ...).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import dolfinx
 import numpy as np
-import ufl
-from dolfinx import fem
 
 from fe2.errors import InputError
-from fe2.fem.quadrature_forms import QuadratureForms
+from fe2.fem.element_operators import ElementOperators, element_operators
+from fe2.fem.quadrature_forms import QuadratureSpace
 from fe2.materials.base import Material
 from fe2.rve.box import Box
 from fe2.rve.physics import Physics
@@ -42,23 +43,40 @@ class RveInputError(InputError):
 
 @dataclass(frozen=True)
 class Averages:
-    """Volume averages of one RVE state.
+    """Volume averages of P RVE states.
 
     Attributes:
-        stress: <sigma>, shape (n,).
-        strain: <eps>, shape (n,).
-        energy: <sigma . (eps - eps_ref)> (eps_ref: the physics' reference strain).
-        scale: <|sigma| |eps - eps_ref|>, the magnitude ``energy`` is compared with.
+        stress: <sigma>, shape (P, n).
+        strain: <eps>, shape (P, n).
+        energy: <sigma . (eps - eps_ref)> (eps_ref: the physics' reference strain), (P,).
+        scale: <|sigma| |eps - eps_ref|>, the magnitude ``energy`` is compared with, (P,).
     """
 
     stress: np.ndarray
     strain: np.ndarray
-    energy: float
-    scale: float
+    energy: np.ndarray
+    scale: np.ndarray
+
+
+@dataclass(frozen=True)
+class MicroUpdate:
+    """Constitutive update of P RVE states.
+
+    Attributes:
+        stress: (P, num_cells, num_qp, n).
+        tangent: (P, num_cells, num_qp, n, n).
+        history: the trial history, stacked over the P points.
+        ok: (P,) False where a quadrature point is inadmissible (NaN, det F <= 0).
+    """
+
+    stress: np.ndarray
+    tangent: np.ndarray
+    history: History
+    ok: np.ndarray
 
 
 class RveModel:
-    """Function spaces, phase laws and compiled forms of an RVE.
+    """Function space, phase laws and quadrature of an RVE (immutable during solves).
 
     Args:
         mesh: RVE mesh on a single process (``MPI.COMM_SELF``), filling a box.
@@ -90,20 +108,10 @@ class RveModel:
         self.mesh, self.cell_tags, self.physics, self.degree = mesh, cell_tags, physics, degree
         self.phases = dict(phases)
         self.box = Box.bounding(mesh.geometry.x[:, :dim])
-        n = physics.n_comp
-
-        self.forms = QuadratureForms(mesh, physics, degree)
-        forms = self.forms
-        self.quadrature_degree, self.num_qp = forms.quadrature_degree, forms.num_qp
-        self.V, self.dV, self.residual, self.jacobian = forms.V, forms.dV, forms.internal_force, forms.jacobian
-        self.stress_q, self.tangent_q, self.strain_of = forms.stress_q, forms.tangent_q, forms.strain_of
-        self.w = fem.Function(self.V, name="fluctuation")
-        self.E = fem.Constant(mesh, np.zeros(n))  # macro strain
-        self.dE = fem.Constant(mesh, np.zeros(n))  # macro strain direction (sensitivity)
-        v = ufl.TestFunction(self.V)
-        self.sensitivity_rhs = fem.form(
-            -ufl.inner(ufl.dot(self.tangent_q, self.dE), physics.strain(v)) * forms.dx
-        )
+        self.space = QuadratureSpace(mesh, physics, degree)
+        space = self.space
+        self.V, self.dV, self.num_qp = space.V, space.dV, space.num_qp
+        self.quadrature_degree = space.quadrature_degree
         self.volume = float(self.dV.sum())
         if abs(self.volume - self.box.volume) > 1e-8 * self.box.volume:
             raise RveInputError(
@@ -111,12 +119,11 @@ class RveModel:
                 f"box volume {self.box.volume:.12g}"
             )
         self.phase_cells = self._phase_cells()
-        #: Micro strain of the last constitutive update, (num_cells, num_qp, n).
-        self.strain_qp = np.zeros((self.num_cells, self.num_qp, n))
+        self._operators: ElementOperators | None = None
 
     @property
     def num_cells(self) -> int:
-        return self.forms.num_cells
+        return self.space.num_cells
 
     @property
     def num_dofs(self) -> int:
@@ -124,14 +131,11 @@ class RveModel:
         return self.V.dofmap.index_map.size_local * self.V.dofmap.index_map_bs
 
     @property
-    def stress_qp(self) -> np.ndarray:
-        """Stress at the quadrature points, (num_cells, num_qp, n) (a view)."""
-        return self.forms.stress_qp
-
-    @property
-    def tangent_qp(self) -> np.ndarray:
-        """Consistent tangent at the quadrature points, (num_cells, num_qp, n, n) (a view)."""
-        return self.forms.tangent_qp
+    def operators(self) -> ElementOperators:
+        """Element strain operators of the fluctuation space (built on first use)."""
+        if self._operators is None:
+            self._operators = element_operators(self.space)
+        return self._operators
 
     @property
     def is_linear(self) -> bool:
@@ -158,47 +162,72 @@ class RveModel:
             )
         return cells
 
+    # ------------------------------------------------------------------ history
+
     def initial_history(self) -> History:
-        """History of a virgin RVE."""
+        """History of one virgin RVE."""
         return {
             tag: material.initial_state(self.physics.dim, len(self.phase_cells[tag]) * self.num_qp)
             for tag, material in self.phases.items()
         }
 
-    def constitutive_update(self, history: History) -> tuple[History, bool]:
-        """Stress and tangent of the current (E, w) from the committed ``history``.
+    @staticmethod
+    def stack(histories: Sequence[History]) -> History:
+        """The histories of P points, stacked (one array per phase variable)."""
+        if len(histories) == 1:
+            return histories[0]
+        first = histories[0]
+        return {tag: {k: np.concatenate([h[tag][k] for h in histories]) for k in first[tag]} for tag in first}
 
-        Writes :attr:`stress_q`, :attr:`tangent_q` and :attr:`strain_qp`; returns the trial
-        history and False if any point is inadmissible (NaN, det F <= 0).
-        """
-        n = self.physics.n_comp
-        self.strain_qp[:] = self.E.value + self.strain_of(self.w.x.array)
-        stress, tangent = self.stress_qp, self.tangent_qp
+    @staticmethod
+    def split(history: History, count: int) -> list[History]:
+        """The stacked history of ``count`` points -> one history per point (copies)."""
+        parts = [{} for _ in range(count)]
+        for tag, variables in history.items():
+            for name, values in variables.items():
+                for part, block in zip(parts, np.split(values, count)):
+                    part.setdefault(tag, {})[name] = block.copy()
+        return parts
+
+    # ------------------------------------------------------------------ constitutive law
+
+    def constitutive_update(self, strain: np.ndarray, history: History) -> MicroUpdate:
+        """Stress and tangent at the micro strains ``strain`` (P, num_cells, num_qp, n)
+        from the committed ``history`` (stacked over the P points); pure."""
+        P, n = strain.shape[0], self.physics.n_comp
+        stress = np.empty(strain.shape)
+        tangent = np.empty((*strain.shape, n))
         trial: History = {}
-        admissible = True
+        ok = np.ones(P, dtype=bool)
         for tag, material in self.phases.items():
             cells = self.phase_cells[tag]
-            result = material.update(self.strain_qp[cells].reshape(len(cells) * self.num_qp, n), history[tag], self.physics.dim)
-            stress[cells] = result.stress.reshape(len(cells), self.num_qp, n)
-            tangent[cells] = result.tangent.reshape(len(cells), self.num_qp, n, n)
+            shape = (P, len(cells), self.num_qp)
+            result = material.update(strain[:, cells].reshape(-1, n), history[tag], self.physics.dim)
+            stress[:, cells] = result.stress.reshape(*shape, n)
+            tangent[:, cells] = result.tangent.reshape(*shape, n, n)
             trial[tag] = result.state
-            admissible &= bool(result.ok.all())
-        return trial, admissible and bool(np.isfinite(stress).all())
+            ok &= np.asarray(result.ok).reshape(P, -1).all(axis=1)
+        ok &= np.isfinite(stress).reshape(P, -1).all(axis=1)
+        return MicroUpdate(stress=stress, tangent=tangent, history=trial, ok=ok)
+
+    # ------------------------------------------------------------------ averages
 
     def average(self, values: np.ndarray) -> np.ndarray:
-        """Volume average of a quadrature array (num_cells, num_qp, ...)."""
+        """Volume average of a quadrature array (num_cells, num_qp, ...) of one state."""
         return np.tensordot(self.dV, values, axes=([0, 1], [0, 1])) / self.volume
 
-    def averages(self, stress: np.ndarray | None = None, strain: np.ndarray | None = None) -> Averages:
-        """<sigma>, <eps> and the Hill-Mandel work terms (default: the last update)."""
-        stress = self.stress_qp if stress is None else stress
-        strain = self.strain_qp if strain is None else strain
+    def point_averages(self, values: np.ndarray) -> np.ndarray:
+        """Volume averages of P states: (P, num_cells, num_qp, ...) -> (P, ...)."""
+        return np.einsum("cq,pcq...->p...", self.dV, values) / self.volume
+
+    def averages(self, stress: np.ndarray, strain: np.ndarray) -> Averages:
+        """<sigma>, <eps> and the Hill-Mandel work terms of P states, (P, num_cells, num_qp, n) each."""
         h = strain - self.physics.reference_strain
         return Averages(
-            stress=self.average(stress),
-            strain=self.average(strain),
-            energy=float(self.average(np.einsum("cqi,cqi->cq", stress, h))),
-            scale=float(self.average(np.linalg.norm(stress, axis=-1) * np.linalg.norm(h, axis=-1))),
+            stress=self.point_averages(stress),
+            strain=self.point_averages(strain),
+            energy=self.point_averages(np.einsum("pcqi,pcqi->pcq", stress, h)),
+            scale=self.point_averages(np.linalg.norm(stress, axis=-1) * np.linalg.norm(h, axis=-1)),
         )
 
     def volume_fractions(self) -> dict[int, float]:

@@ -1,4 +1,4 @@
-"""Solve one RVE under a macro strain: Newton, then the consistent tangent by sensitivity.
+"""The per-point RVE solver (reference backend): Newton, then the tangent by sensitivity.
 
 Newton on the constrained system, for a macro strain E (n,) from a committed history:
 
@@ -7,8 +7,8 @@ Newton on the constrained system, for a macro strain E (n,) from a committed his
 
 with a backtracking line search (alpha = 1, 1/2, ..., accepted when |R|_adm decreases):
 the full step costs nothing extra, and the equations -- hence the answer -- are unchanged,
-while large increments of non-smooth laws (J2) no longer make Newton cycle.
-where |R|_adm is the residual on the admissible space (what the boundary condition does not
+while large increments of non-smooth laws (J2) no longer make Newton cycle;
+|R|_adm is the residual on the admissible space (what the boundary condition does not
 absorb) and |R| the full residual (the boundary reaction forces): a scale-free test that does
 not depend on the warm start. The consistent tangent is
 
@@ -23,6 +23,10 @@ once per solver). If one constitutive update at that w leaves every history vari
 tangent unchanged (no point yields) and the residual meets the tolerance, that is the
 answer -- exact, not an approximation -- with the virgin tangent; otherwise Newton starts
 from there.
+
+The points of a batch are solved one after the other, each with DOLFINx assembly and a
+PETSc factorisation: the reference the batched backend (:mod:`fe2.rve.batched`) is tested
+against.
 """
 
 from __future__ import annotations
@@ -30,109 +34,33 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from dolfinx import fem
 from dolfinx.fem.petsc import assemble_matrix, assemble_vector, create_matrix
 from petsc4py import PETSc
+import ufl
 
-from fe2.errors import ComputationError
+from fe2.fem.quadrature_forms import QuadratureForms
 from fe2.rve.boundary_conditions import make_boundary_condition
+from fe2.rve.micro_solver import (
+    BatchResult, MicroSolver, NewtonOptions, PointState, RveFailure, RveResponse,
+    consistency_error, hill_mandel, same_history,
+)
 from fe2.rve.model import History, RveModel
 from fe2.rve.solver import DirectSolver, SolveError
 
 log = logging.getLogger(__name__)
 
-#: A direct solve meets Hill-Mandel and <eps> = E to round-off (~1e-14 here); beyond this the
-#: constrained system was singular or the constraints were not met, and no tangent is returned.
-CONSISTENCY_TOL = 1e-8
 
+class PointwiseRveSolver(MicroSolver):
+    """Newton and sensitivity solver for one RVE type, one point at a time (reference).
 
-class RveFailure(ComputationError):
-    """The RVE problem has no answer for this macro strain (no convergence, NaN, det F <= 0)."""
-
-
-@dataclass(frozen=True)
-class NewtonOptions:
-    """Newton tolerances of the RVE problem (see the module docstring)."""
-
-    atol: float = 0.0
-    rtol: float = 1e-10
-    max_iterations: int = 25
-    line_search_steps: int = 6  # halvings of the Newton step (the last one is taken if none helps)
-
-
-@dataclass
-class PointState:
-    """Everything one material point owns: its fluctuation and its history.
-
-    ``virgin``: the history is still the initial one (the point never yielded).
-    """
-
-    w: np.ndarray
-    history: History
-    virgin: bool = False
-
-    def copy(self) -> PointState:
-        return PointState(
-            w=self.w.copy(),
-            history={tag: {k: v.copy() for k, v in h.items()} for tag, h in self.history.items()},
-            virgin=self.virgin,
-        )
-
-
-def _same_history(a: History, b: History) -> bool:
-    return all(np.array_equal(a[tag][k], b[tag][k]) for tag in a for k in a[tag])
-
-
-@dataclass
-class RveResponse:
-    """Homogenised answer of one RVE solve.
-
-    Attributes:
-        stress: <sigma> (n,).
-        tangent: consistent tangent dSigma/dE (n, n).
-        iterations: Newton iterations (0: the warm start was already converged).
-        hill_mandel_residual: |<sigma.h> - Sigma.H| / |Sigma.H| of the converged state, with
-            h = eps - eps_ref (for a state with Sigma.H ~ 0, the denominator is
-            <|sigma||h|>); 0 for a stress-free state.
-        tangent_hill_mandel_residual: the same for each sensitivity field, (n,).
-        strain_average_error: max over the state and sensitivities of |<eps> - E| / |E|.
-        residual_norms: Newton residual norms |R|_adm, one per evaluation.
-        elastic_shortcut: answered by the elastic shortcut (no factorisation).
-        timings: seconds: ``newton`` (the whole Newton loop) with its parts ``residual``
-            (constitutive update + residual), ``assemble`` (Jacobian + constraint),
-            ``factorize`` and ``solve``; ``sensitivity`` (the tangent, including a
-            factorisation at the converged state when the last one is not current).
-        fields: the RVE fields of the converged state (a :class:`fe2.io.rve_fields.RveFields`
-            snapshot) when the solve was asked for them, else None.
-    """
-
-    stress: np.ndarray
-    tangent: np.ndarray
-    iterations: int
-    hill_mandel_residual: float
-    tangent_hill_mandel_residual: np.ndarray
-    strain_average_error: float
-    residual_norms: list[float]
-    elastic_shortcut: bool = False
-    timings: dict[str, float] = field(default_factory=dict)
-    fields: dict[str, np.ndarray] | None = None
-
-
-def _hill_mandel(micro: float, macro: float, scale: float) -> float:
-    """|micro - macro| / |macro|, falling back to ``scale`` when |macro| is tiny."""
-    denominator = abs(macro) if abs(macro) > 1e-8 * scale else scale
-    return abs(micro - macro) / denominator if denominator > 0 else 0.0
-
-
-class RveSolver:
-    """Newton and sensitivity solver for one RVE type under one boundary condition.
-
-    Everything heavy is shared by all the material points that use it: compiled forms, the
+    Everything heavy is shared by all the points it solves: compiled forms, the
     boundary-condition operator, the matrices and their sparsity, the KSP and the symbolic
-    factorisation. A point's own data is a :class:`PointState`.
+    factorisation. Its work arrays (fluctuation, stress and tangent at the quadrature
+    points) belong to this solver, not to the model.
 
     Args:
         model: the discretised RVE.
@@ -152,125 +80,145 @@ class RveSolver:
         petsc_options: Mapping[str, Any] | None = None,
         elastic_shortcut: bool = True,
     ):
-        self.model, self.newton = model, newton
+        super().__init__(model, bc, newton)
+        physics = model.physics
+        self.forms = QuadratureForms(model.mesh, physics, model.degree, space=model.space)
+        self.w = fem.Function(model.V, name="fluctuation")
+        self.dE = fem.Constant(model.mesh, np.zeros(physics.n_comp))  # sensitivity direction
+        v = ufl.TestFunction(model.V)
+        self.sensitivity_rhs = fem.form(
+            -ufl.inner(ufl.dot(self.forms.tangent_q, self.dE), physics.strain(v)) * self.forms.dx
+        )
+        self.E = np.zeros(physics.n_comp)  # macro strain of the current solve
+        self.strain_qp = np.zeros((model.num_cells, model.num_qp, physics.n_comp))
         self._fields = None  # RveFields of the model, built on the first request
-        self.elastic_shortcut = elastic_shortcut and model.physics.name == "elasticity"
+        self.elastic_shortcut = elastic_shortcut and physics.name == "elasticity"
         self._virgin: tuple | None = None  # (W (n, N), tangent, HM residuals, tangent_qp)
         self.bc = make_boundary_condition(bc, model)
-        self.J = create_matrix(model.jacobian)
+        self.J = create_matrix(self.forms.jacobian)
         self.K: PETSc.Mat | None = None
-        self.R = model.w.x.petsc_vec.duplicate()
-        self.dw = model.w.x.petsc_vec.duplicate()
+        self.R = self.w.x.petsc_vec.duplicate()
+        self.dw = self.w.x.petsc_vec.duplicate()
         self.r, self.x = self.bc.create_vector(), self.bc.create_vector()
         self.solver = DirectSolver(
             model.mesh.comm, prefix=f"fe2_rve_{bc}_{id(self)}_", options=petsc_options
         )
         self._factorized_tangent: np.ndarray | None = None  # tangent behind the factorisation
 
-    @property
-    def kind(self) -> str:
-        return self.bc.kind
+    # ------------------------------------------------------------------ batch = loop
 
-    def initial_state(self) -> PointState:
-        """Zero fluctuation, virgin history."""
-        return PointState(
-            w=np.zeros(self.model.num_dofs), history=self.model.initial_history(), virgin=True
-        )
+    def _solve_batch(self, strains, states, warm, fields) -> BatchResult:
+        m = len(strains)
+        result = BatchResult([None] * m, [None] * m, {}, np.zeros(m))
+        for i in range(m):
+            t0 = time.perf_counter()
+            try:
+                response, trial = self._solve_one(strains[i], states[i], warm[i], bool(fields[i]))
+            except (RveFailure, SolveError) as exc:
+                result.failures[i] = exc if isinstance(exc, RveFailure) else RveFailure(str(exc))
+            else:
+                result.responses[i], result.trials[i] = response, trial
+                for part, seconds in response.timings.items():
+                    if part != "newton":  # the sum of its parts
+                        self.timings[part] = self.timings.get(part, 0.0) + seconds
+            result.costs[i] = time.perf_counter() - t0
+        return result
+
+    # ------------------------------------------------------------------ building blocks
+
+    def _update(self, history: History) -> tuple[History, bool]:
+        """Constitutive update at (E, w) from ``history`` into the quadrature functions."""
+        self.strain_qp[:] = self.E + self.forms.strain_of(self.w.x.array)
+        update = self.model.constitutive_update(self.strain_qp[None], history)
+        self.forms.stress_qp[:] = update.stress[0]
+        self.forms.tangent_qp[:] = update.tangent[0]
+        return update.history, bool(update.ok[0])
+
+    def _averages(self):
+        averages = self.model.averages(self.forms.stress_qp[None], self.strain_qp[None])
+        return averages.stress[0], averages.strain[0], float(averages.energy[0]), float(averages.scale[0])
+
+    def _assemble_residual(self) -> None:
+        with self.R.localForm() as local:
+            local.set(0.0)
+        assemble_vector(self.R, self.forms.internal_force)
+        self.R.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+
+    def _factorize_current(self, timings: dict[str, float]) -> None:
+        """Factorise the Jacobian of the current tangent unless that is already done."""
+        tangent = self.forms.tangent_qp
+        if self._factorized_tangent is not None and np.array_equal(tangent, self._factorized_tangent):
+            return
+        t0 = time.perf_counter()
+        self.J.zeroEntries()
+        assemble_matrix(self.J, self.forms.jacobian)
+        self.J.assemble()
+        self.K = self.bc.system_matrix(self.J, self.K)
+        timings["assemble"] = timings.get("assemble", 0.0) + time.perf_counter() - t0
+        t0 = time.perf_counter()
+        self._factorized_tangent = None
+        self.solver.factorize(self.K)
+        timings["factorize"] = timings.get("factorize", 0.0) + time.perf_counter() - t0
+        self._factorized_tangent = tangent.copy()
 
     def _virgin_response(self) -> tuple:
         """Sensitivity fields, tangent and its HM residuals of the virgin RVE (cached)."""
         if self._virgin is None:
             model = self.model
-            model.E.value = model.physics.reference_strain
-            model.w.x.array[:] = 0.0
-            model.constitutive_update(model.initial_history())
+            self.E = model.physics.reference_strain.copy()
+            self.w.x.array[:] = 0.0
+            self._update(model.initial_history())
             fields: list[np.ndarray] = []
             tangent, hm, _ = self._sensitivity({}, fields=fields)
-            self._virgin = (np.array(fields), tangent, hm, model.tangent_qp.copy())
+            self._virgin = (np.array(fields), tangent, hm, self.forms.tangent_qp.copy())
         return self._virgin
 
     def _try_elastic(self, E: np.ndarray, state: PointState) -> RveResponse | None:
-        """The elastic-shortcut answer, or None (then model.w is a good Newton start)."""
+        """The elastic-shortcut answer, or None (then self.w is a good Newton start)."""
         W, tangent, hm, virgin_tangent = self._virgin_response()
-        model, newton = self.model, self.newton
-        model.E.value = E
-        model.w.x.array[:] = (E - model.physics.reference_strain) @ W
-        trial, admissible = model.constitutive_update(state.history)
-        if not (admissible and _same_history(trial, state.history)
-                and np.array_equal(model.tangent_qp, virgin_tangent)):
+        model = self.model
+        self.E = E
+        self.w.x.array[:] = (E - model.physics.reference_strain) @ W
+        trial, admissible = self._update(state.history)
+        if not (admissible and same_history(trial, state.history)
+                and np.array_equal(self.forms.tangent_qp, virgin_tangent)):
             return None
         self._assemble_residual()
         norm, full = self.bc.residual_norm(self.R), self.R.norm()
-        if norm > newton.atol + newton.rtol * full:
+        if norm > self.newton.target(full):
             return None
-        averages = model.averages()
-        work_macro = float(averages.stress @ (E - model.physics.reference_strain))
+        stress, strain, energy, scale = self._averages()
+        work_macro = float(stress @ (E - model.physics.reference_strain))
         E_norm = np.linalg.norm(E)
         return RveResponse(
-            stress=averages.stress,
+            stress=stress,
             tangent=tangent.copy(),
             iterations=0,
-            hill_mandel_residual=_hill_mandel(averages.energy, work_macro, averages.scale),
+            hill_mandel_residual=float(hill_mandel(energy, work_macro, scale)),
             tangent_hill_mandel_residual=hm,
-            strain_average_error=float(np.linalg.norm(averages.strain - E) / (E_norm if E_norm > 0 else 1.0)),
+            strain_average_error=float(np.linalg.norm(strain - E) / (E_norm if E_norm > 0 else 1.0)),
             residual_norms=[norm],
             elastic_shortcut=True,
+            averaged_tangent=model.average(self.forms.tangent_qp),
         )
 
-    # ------------------------------------------------------------------ building blocks
+    # ------------------------------------------------------------------ one solve
 
-    def _assemble_residual(self) -> None:
-        with self.R.localForm() as local:
-            local.set(0.0)
-        assemble_vector(self.R, self.model.residual)
-        self.R.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-
-    def _factorize_current(self, timings: dict[str, float]) -> None:
-        """Factorise the Jacobian of the current tangent unless that is already done."""
-        tangent = self.model.tangent_qp
-        if self._factorized_tangent is not None and np.array_equal(tangent, self._factorized_tangent):
-            return
-        t0 = time.perf_counter()
-        self.J.zeroEntries()
-        assemble_matrix(self.J, self.model.jacobian)
-        self.J.assemble()
-        self.K = self.bc.system_matrix(self.J, self.K)
-        timings["assemble"] = timings.get("assemble", 0.0) + time.perf_counter() - t0
-        t0 = time.perf_counter()
-        self.solver.factorize(self.K)
-        timings["factorize"] = timings.get("factorize", 0.0) + time.perf_counter() - t0
-        self._factorized_tangent = tangent.copy()
-
-    # ------------------------------------------------------------------ the solve
-
-    def solve(
-        self, E: np.ndarray, state: PointState, *, warm_start: np.ndarray | None = None, fields: bool = False
+    def _solve_one(
+        self, E: np.ndarray, state: PointState, warm_start: np.ndarray, fields: bool
     ) -> tuple[RveResponse, PointState]:
-        """Equilibrate the RVE under macro strain E from the committed ``state``.
-
-        Args:
-            E: macro strain (n,) (Mandel strain, F row-major, or gradient).
-            state: committed state of the point (not modified).
-            warm_start: initial fluctuation (default: ``state.w``).
-            fields: also return the RVE fields of the converged state (``response.fields``).
-
-        Returns:
-            The response and the trial state (new arrays).
-
-        Raises:
-            RveFailure: no convergence within ``max_iterations``, or an inadmissible state.
-        """
+        """Equilibrate the RVE under macro strain E from the committed ``state``."""
         response, trial = self._equilibrate(E, state, warm_start)
-        if fields:  # the model holds the converged state
+        if fields:  # the work arrays hold the converged state
             if self._fields is None:
                 from fe2.io.rve_fields import RveFields
 
                 self._fields = RveFields(self.model)
-            response.fields = self._fields.snapshot(trial.history)
+            response.fields = self._fields.snapshot(self.E, trial.w, self.forms.stress_qp, trial.history)
         return response, trial
 
     def _equilibrate(
-        self, E: np.ndarray, state: PointState, warm_start: np.ndarray | None
+        self, E: np.ndarray, state: PointState, warm_start: np.ndarray
     ) -> tuple[RveResponse, PointState]:
         model, newton = self.model, self.newton
         timings: dict[str, float] = {}
@@ -281,18 +229,18 @@ class RveSolver:
             response = self._try_elastic(E, state)
             if response is not None:
                 response.timings = {"elastic_shortcut": clock() - t0}
-                w = model.w.x.array.copy()
+                w = self.w.x.array.copy()
                 return response, PointState(w=w, history=state.history, virgin=True)
-            warm_start = model.w.x.array.copy()  # the elastic predictor
-        model.E.value = E
-        model.w.x.array[:] = state.w if warm_start is None else warm_start
+            warm_start = self.w.x.array.copy()  # the elastic predictor
+        self.E = E
+        self.w.x.array[:] = warm_start
         norms: list[float] = []
         start = clock()
 
         def evaluate() -> tuple[History, float, float]:
-            """Constitutive update and residual at model.w: (trial history, |R|_adm, |R|)."""
+            """Constitutive update and residual at w: (trial history, |R|_adm, |R|)."""
             t0 = clock()
-            trial, admissible = model.constitutive_update(state.history)
+            trial, admissible = self._update(state.history)
             if not admissible:
                 raise RveFailure(
                     f"inadmissible micro state at Newton iteration {len(norms)} "
@@ -308,11 +256,11 @@ class RveSolver:
         trial, norm, full = evaluate()
         norms.append(norm)
         iteration = 0
-        while norm > newton.atol + newton.rtol * full:
+        while norm > newton.target(full):
             if iteration == newton.max_iterations:
                 raise RveFailure(
                     f"Newton did not converge in {newton.max_iterations} iterations "
-                    f"(residual {norm:.3e}, target {newton.atol + newton.rtol * full:.3e})"
+                    f"(residual {norm:.3e}, target {newton.target(full):.3e})"
                 )
             iteration += 1
             self._factorize_current(timings)
@@ -322,43 +270,40 @@ class RveSolver:
             self.solver.solve(self.r, self.x)
             self.bc.prolong(self.x, self.dw)
             timings["solve"] = timings.get("solve", 0.0) + clock() - t0
-            w0, step, alpha = model.w.x.array.copy(), self.dw.array_r.copy(), 1.0
+            w0, step, alpha = self.w.x.array.copy(), self.dw.array_r.copy(), 1.0
             for halving in range(newton.line_search_steps + 1):
-                model.w.x.array[:] = w0 + alpha * step
+                self.w.x.array[:] = w0 + alpha * step
                 trial, new_norm, full = evaluate()
-                if new_norm < (1.0 - 1e-4 * alpha) * norm or new_norm <= newton.atol + newton.rtol * full:
+                if new_norm < (1.0 - 1e-4 * alpha) * norm or new_norm <= newton.target(full):
                     break
                 if halving < newton.line_search_steps:
                     alpha *= 0.5
             norm = new_norm
             norms.append(norm)
         timings["newton"] = clock() - start
-        averages = model.averages()
-        work_macro = float(averages.stress @ (model.E.value - model.physics.reference_strain))
-        hm = _hill_mandel(averages.energy, work_macro, averages.scale)
-        E_norm = np.linalg.norm(model.E.value)
-        strain_error = np.linalg.norm(averages.strain - model.E.value) / (E_norm if E_norm > 0 else 1.0)
+        stress, strain, energy, scale = self._averages()
+        work_macro = float(stress @ (E - model.physics.reference_strain))
+        hm = float(hill_mandel(energy, work_macro, scale))
+        E_norm = np.linalg.norm(E)
+        strain_error = np.linalg.norm(strain - E) / (E_norm if E_norm > 0 else 1.0)
 
         tangent, tangent_hm, tangent_strain_error = self._sensitivity(timings)
         response = RveResponse(
-            stress=averages.stress,
+            stress=stress,
             tangent=tangent,
             iterations=iteration,
             hill_mandel_residual=hm,
             tangent_hill_mandel_residual=tangent_hm,
-            strain_average_error=max(strain_error, tangent_strain_error),
+            strain_average_error=float(max(strain_error, tangent_strain_error)),
             residual_norms=norms,
+            averaged_tangent=model.average(self.forms.tangent_qp),
             timings=timings,
         )
-        if max(tangent_hm.max(), response.strain_average_error) > CONSISTENCY_TOL:
-            raise SolveError(
-                f"{self.kind} RVE solution is inconsistent: Hill-Mandel residual of the tangent "
-                f"{tangent_hm.max():.2e}, |<eps> - E| / |E| = {response.strain_average_error:.2e} "
-                f"(tolerance {CONSISTENCY_TOL:g}); the constrained system is singular or "
-                "ill-conditioned"
-            )
-        virgin = state.virgin and _same_history(trial, state.history)
-        return response, PointState(w=model.w.x.array.copy(), history=trial, virgin=virgin)
+        failure = consistency_error(self.kind, tangent_hm, response.strain_average_error)
+        if failure is not None:
+            raise failure
+        virgin = state.virgin and same_history(trial, state.history)
+        return response, PointState(w=self.w.x.array.copy(), history=trial, virgin=virgin)
 
     def _sensitivity(
         self, timings: dict[str, float], *, fields: list | None = None
@@ -371,30 +316,30 @@ class RveSolver:
         t0 = time.perf_counter()
         self._factorize_current({})
         n = model.physics.n_comp
-        tangent_qp = model.tangent_qp
+        tangent_qp = self.forms.tangent_qp
         A = np.zeros((n, n))
         hm = np.zeros(n)
         strain_error = 0.0
         for k, e_k in enumerate(np.eye(n)):
-            model.dE.value = e_k
+            self.dE.value = e_k
             with self.R.localForm() as local:
                 local.set(0.0)
-            assemble_vector(self.R, model.sensitivity_rhs)
+            assemble_vector(self.R, self.sensitivity_rhs)
             self.R.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
             self.bc.restrict(self.R, self.r)
             self.solver.solve(self.r, self.x)
             self.bc.prolong(self.x, self.dw)
             if fields is not None:
                 fields.append(self.dw.array_r.copy())
-            d_strain = e_k + model.strain_of(self.dw.array_r)
+            d_strain = e_k + self.forms.strain_of(self.dw.array_r)
             d_stress = np.einsum("cqij,cqj->cqi", tangent_qp, d_strain)
             avg_stress = model.average(d_stress)
             avg_strain = model.average(d_strain)
             A[:, k] = avg_stress
             micro = float(model.average(np.einsum("cqi,cqi->cq", d_stress, d_strain)))
-            hm[k] = _hill_mandel(micro, float(avg_stress[k]), abs(micro))
+            hm[k] = hill_mandel(micro, float(avg_stress[k]), abs(micro))
             strain_error = max(strain_error, float(np.linalg.norm(avg_strain - e_k)))
-        model.dE.value = np.zeros(n)
+        self.dE.value = np.zeros(n)
         timings["sensitivity"] = time.perf_counter() - t0
         return A, hm, strain_error
 

@@ -1,30 +1,23 @@
 """Many material points of one RVE type: the FE² side of the material-point contract.
 
-All points share one :class:`~fe2.rve.newton.RveSolver` (mesh, forms, matrices, sparsity,
-symbolic factorisation); a point owns only its :class:`~fe2.rve.newton.PointState`. States are
-never modified in place: a solve returns a new trial state, ``commit`` adopts the trial
-states and ``rollback`` drops them, so committed arrays stay bit for bit.
+The pool only keeps states: every evaluate is one :meth:`MicroSolver.solve_batch` over all
+its points. States are never modified in place: a solve returns new trial states, ``commit``
+adopts them and ``rollback`` drops them, so committed arrays stay bit for bit.
 """
 
 from __future__ import annotations
 
-import logging
-import time
-
 import numpy as np
 
-from fe2.material_point import MaterialPointFailure
-from fe2.rve.newton import PointState, RveFailure, RveResponse, RveSolver
-from fe2.rve.solver import SolveError
-
-log = logging.getLogger(__name__)
+from fe2.material_point import MaterialPointsBase, failure_of
+from fe2.rve.micro_solver import MicroSolver, PointState, RveResponse
 
 
-class RvePool:
+class RvePool(MaterialPointsBase):
     """m material points, each an RVE with its own state.
 
     Args:
-        solver: the shared RVE solver (one RVE type and boundary condition).
+        solver: the RVE solver of the points (one RVE type and boundary condition).
         num_points: number of points m.
         tangent: 'consistent' (dSigma/dE from the sensitivity solve) or 'averaged' (the volume
             average of the micro tangents: not consistent on a heterogeneous RVE; for studies of
@@ -32,27 +25,27 @@ class RvePool:
 
     Attributes:
         responses: the :class:`RveResponse` of each point from the last evaluate.
-        seconds: wall time of each point's last solve, (m,).
-        statistics: totals since creation: ``solves``, ``newton_iterations``,
-            ``elastic_shortcuts`` (solves answered without Newton), ``seconds``.
+        seconds: solver seconds attributed to each point's last solve, (m,).
     """
 
-    kind = "rve"
-
-    def __init__(self, solver: RveSolver, num_points: int, *, tangent: str = "consistent"):
+    def __init__(self, solver: MicroSolver, num_points: int, *, tangent: str = "consistent"):
         if tangent not in ("consistent", "averaged"):
             raise ValueError(f"tangent must be 'consistent' or 'averaged', got {tangent!r}")
         self.tangent = tangent
         self.solver = solver
         self.num_points = num_points
-        self.n_comp = solver.model.physics.n_comp
+        self.n_comp = solver.n_comp
         initial = solver.initial_state()  # shared until a point commits its own
         self._committed: list[PointState] = [initial] * num_points
         self._trial: list[PointState | None] = [None] * num_points
         self.responses: list[RveResponse | None] = [None] * num_points
         self.seconds = np.zeros(num_points)
-        self.statistics = {"solves": 0, "newton_iterations": 0, "elastic_shortcuts": 0, "seconds": 0.0}
         self.probes: set[int] = set()  # points whose RVE fields every solve keeps
+
+    @property
+    def statistics(self) -> dict:
+        """The solver's totals (solves, Newton iterations, shortcuts, failures, seconds)."""
+        return self.solver.statistics
 
     def state(self, point: int, *, trial: bool = False) -> PointState:
         """The committed (or, if any, the trial) state of a point; do not modify it."""
@@ -67,55 +60,27 @@ class RvePool:
         fluctuation (trial if any, else committed).
 
         Raises:
-            MaterialPointFailure: at the first point whose RVE has no answer.
+            MaterialPointFailure: naming the first point whose RVE has no answer.
         """
         strains = np.asarray(strains, dtype=float)
         if strains.shape != (self.num_points, self.n_comp):
             raise ValueError(f"strains must have shape {(self.num_points, self.n_comp)}, got {strains.shape}")
-        stresses = np.empty((self.num_points, self.n_comp))
-        tangents = np.empty((self.num_points, self.n_comp, self.n_comp))
-        for point in range(self.num_points):
-            t0 = time.perf_counter()
-            warm = self.state(point, trial=True).w
-            try:
-                response, trial = self.solver.solve(
-                    strains[point], self._committed[point], warm_start=warm, fields=point in self.probes
-                )
-            except (RveFailure, SolveError) as exc:
-                raise MaterialPointFailure(point, str(exc)) from None
-            self._trial[point] = trial
-            self.responses[point] = response
-            stresses[point], tangents[point] = response.stress, response.tangent
-            self.statistics["solves"] += 1
-            self.statistics["newton_iterations"] += response.iterations
-            self.statistics["elastic_shortcuts"] += int(response.elastic_shortcut)
-            if self.tangent == "averaged":  # the model holds this point's converged state
-                model = self.solver.model
-                tangents[point] = model.average(model.tangent_qp)
-            self.seconds[point] = time.perf_counter() - t0
-            self.statistics["seconds"] += self.seconds[point]
-        return stresses, tangents
+        warm = [self.state(p, trial=True).w for p in range(self.num_points)]
+        fields = [p in self.probes for p in range(self.num_points)]
+        result = self.solver.solve_batch(strains, self._committed, warm=warm, fields=fields)
+        self.seconds = result.costs
+        if result.failures:
+            raise failure_of(result.failures)
+        self._trial = result.trials
+        self.responses = result.responses
+        stresses = np.array([r.stress for r in result.responses]).reshape(-1, self.n_comp)
+        attribute = "averaged_tangent" if self.tangent == "averaged" else "tangent"
+        tangents = np.array([getattr(r, attribute) for r in result.responses])
+        return stresses, tangents.reshape(-1, self.n_comp, self.n_comp)
 
     def point_fields(self) -> dict[str, np.ndarray]:
-        """Scalar output per point, name -> (m,): the RVE average of the committed equivalent
-        plastic strain (if any phase has one) and the Newton iterations of the last solve."""
-        model = self.solver.model
-        fields = {
-            "rve_newton_iterations": np.array(
-                [r.iterations if r is not None else 0 for r in self.responses], dtype=float
-            )
-        }
-        plastic = [t for t, h in model.initial_history().items() if "equivalent_plastic_strain" in h]
-        if plastic:
-            values = np.zeros(self.num_points)
-            for point, state in enumerate(self._committed):
-                total = 0.0
-                for tag in plastic:
-                    dV = model.dV[model.phase_cells[tag]].ravel()
-                    total += dV @ state.history[tag]["equivalent_plastic_strain"]
-                values[point] = total / model.volume
-            fields["equivalent_plastic_strain"] = values
-        return fields
+        """Scalar output per point, name -> (m,) (see :meth:`MicroSolver.point_outputs`)."""
+        return self.solver.point_outputs(self._committed, self.responses)
 
     def set_probes(self, points: list[int]) -> None:
         """Keep the RVE fields of these points at every solve (see :meth:`probe_fields`)."""
@@ -124,6 +89,9 @@ class RvePool:
     def probe_fields(self) -> dict[int, dict[str, np.ndarray]]:
         """Point -> RVE fields (an RveFields snapshot) of its last solve, for the probes."""
         return {p: self.responses[p].fields for p in self.probes if self.responses[p] is not None}
+
+    def rebalance(self) -> None:
+        """Nothing to balance: every point is solved on this rank."""
 
     def commit(self) -> None:
         """Adopt the trial states of the last evaluate."""

@@ -1,0 +1,101 @@
+"""The material-point source of a `fe2 run` study: closed-form law, laws per cell tag, or FE².
+
+For FE², when every RVE phase is linear and the strain small, the effective tensor is
+computed once and used at every point (hierarchical); otherwise every macro point owns an
+RVE, solved at every macro Newton iteration (concurrent), by the RVE pool (``balancing:
+off``) or the MPI-balanced pool. The reason for the choice goes to the log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from mpi4py import MPI
+
+from fe2.config.run import RunConfig
+from fe2.coupling.balanced_pool import BalancedRvePool
+from fe2.errors import InputError, collectively
+from fe2.material_point import MaterialPoints
+from fe2.materials import AnisotropicLinearElastic
+from fe2.materials.points import LawPoints, PhasePoints
+from fe2.meshing.macro import MacroMesh
+from fe2.rve.effective import effective_tensor
+from fe2.rve.factory import make_rve_solver
+from fe2.rve.mesh_source import check_phase_tags, load_rve_mesh
+from fe2.rve.micro_solver import NewtonOptions
+from fe2.rve.model import RveModel
+from fe2.rve.physics import Physics
+from fe2.rve.pool import RvePool
+
+
+@dataclass
+class Coupling:
+    """How the macro points get their stress: the factory and a description for the log."""
+
+    make_points: Callable[[int], MaterialPoints]
+    mode: str
+    reason: str
+
+
+def coupling(config: RunConfig, macro: MacroMesh, physics: Physics, comm: MPI.Comm) -> Coupling:
+    """The material-point factory of the config's material source (collective)."""
+    material, dim, n = config.material, macro.dim, physics.n_comp
+    if material.law is not None:
+        law = material.law.material()
+        return Coupling(lambda m: LawPoints(law, m, dim=dim, n_comp=n), "law", f"closed-form {material.law.law} law")
+    if material.phases is not None:
+        laws = {p.tag: p.material() for p in material.phases.values()}
+        tags = macro.cell_tags
+        cells = macro.mesh.topology.index_map(dim).size_local
+        cell_tag = np.zeros(cells, dtype=np.int32)
+        cell_tag[tags.indices[tags.indices < cells]] = tags.values[tags.indices < cells]
+        missing = sorted(set(np.unique(cell_tag).tolist()) - set(laws))
+        if comm.allreduce(len(missing), op=MPI.MAX):
+            raise InputError(f"material.phases: macro cells with tags {missing} have no law")
+        return Coupling(
+            lambda m: PhasePoints(laws, np.repeat(cell_tag, m // max(cells, 1)), dim=dim, n_comp=n),
+            "phases", "closed-form laws per macro cell tag",
+        )
+    rve = material.rve
+    rve_mesh, _ = load_rve_mesh(rve.mesh, comm, key="material.rve.mesh")
+    collectively(comm, lambda: check_phase_tags(rve.phases, rve_mesh, key="material.rve.phases"), errors=(InputError,))
+    laws = {p.tag: p.material() for p in rve.phases.values()}
+    if rve_mesh.dim != dim:
+        raise InputError(f"material.rve.mesh: a {rve_mesh.dim}D RVE for a {dim}D macro mesh")
+    model = RveModel(rve_mesh.mesh, rve_mesh.cell_tags, physics, laws, degree=rve.degree)
+    nonlinear = [name for name, p in rve.phases.items() if not laws[p.tag].is_linear]
+    linear_small = not nonlinear and physics.name == "elasticity"
+    mode = rve.coupling
+    if mode == "auto":
+        mode = "hierarchical" if linear_small else "concurrent"
+        why = (
+            "every RVE phase is linear at small strain: the effective tensor is computed once"
+            if linear_small
+            else (f"RVE phases {nonlinear} are nonlinear" if nonlinear else "finite strain")
+            + ": an RVE solve per macro point and Newton iteration"
+        )
+    elif mode == "hierarchical":
+        if not linear_small:
+            raise InputError("material.rve.coupling: 'hierarchical' needs linear RVE phases at small strain")
+        why = "requested; the effective tensor is computed once"
+    else:
+        why = "requested: an RVE solve per macro point and Newton iteration"
+    if mode == "hierarchical":
+        C = comm.bcast(
+            effective_tensor(model, rve.bc, solver_options=rve.solver.petsc_options).C if comm.rank == 0 else None
+        )
+        law = AnisotropicLinearElastic(C)
+        return Coupling(lambda m: LawPoints(law, m, dim=dim, n_comp=n), "hierarchical", why)
+    newton = NewtonOptions(**rve.solver.newton.model_dump())
+    balancing = config.parallel.balancing
+
+    def make(m: int) -> MaterialPoints:
+        solver = make_rve_solver(model, rve.bc, batch=rve.batch, newton=newton,
+                                 petsc_options=rve.solver.petsc_options)
+        if balancing == "off":
+            return RvePool(solver, m)
+        return BalancedRvePool(solver, m, comm, equal_counts=balancing == "static")
+
+    return Coupling(make, "concurrent", f"{why}; load balancing {balancing}")

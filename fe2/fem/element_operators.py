@@ -1,0 +1,171 @@
+"""Element strain operators: the strain of each basis function at each quadrature point.
+
+For a field w in the Lagrange space V, the strain at quadrature point q of cell c is
+
+    strain(w)[c, q, i] = sum_k B[c, q, i, k] w[cell_dofs[c, k]],
+
+so that residuals and Jacobians of many states are loops over shared B (C kernels of
+:mod:`fe2.linalg.kernels`, P states at a time):
+
+    R[dofs(c)] += sum_q B[c, q]^T (dV sigma)[c, q],      K_c = sum_q B[c, q]^T (dV C)[c, q] B[c, q].
+
+B is computed by DOLFINx (no hand-written shape functions): the matrix of the form
+(strain(u), v_q) over the quadrature space of the strain, whose test functions are point
+evaluations, is G scaled by the quadrature volumes; dividing by dV gives G, and B is G cut
+into its cell blocks. ``cell_dofs`` are unrolled dofs (node * bs + component).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import ufl
+from dolfinx import fem
+from dolfinx.fem.petsc import assemble_matrix
+
+from fe2.fem.quadrature_forms import QuadratureSpace
+from fe2.linalg.kernels import double_pointer, int_pointer, kernels
+
+
+@dataclass(frozen=True)
+class ElementOperators:
+    """Strain operators of the owned cells of one space.
+
+    Attributes:
+        cell_dofs: (num_cells, k) unrolled dofs of each cell, sorted per cell.
+        B: (num_cells, num_qp, n, k) strain of the cell's basis functions at its points.
+        num_dofs: size N of the unrolled (local) dof vector.
+    """
+
+    cell_dofs: np.ndarray
+    B: np.ndarray
+    num_dofs: int
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        """(num_cells, num_qp, n, k)."""
+        return self.B.shape
+
+    def strain(self, w: np.ndarray, E: np.ndarray | None = None) -> np.ndarray:
+        """E + strain(w) of P fields w (P, N) (E (P, n) or None) -> (P, num_cells, num_qp, n)."""
+        ffi, lib = kernels()
+        w = np.ascontiguousarray(w, dtype=float)
+        P = w.shape[0]
+        cells, nqp, n, k = self.shape
+        out = np.empty((P, cells, nqp, n))
+        E_ptr = ffi.NULL if E is None else double_pointer(ffi, np.ascontiguousarray(E, dtype=float))
+        lib.fe_strain(P, cells, nqp, n, k, self.num_dofs, double_pointer(ffi, self.B),
+                      int_pointer(ffi, self.cell_dofs), double_pointer(ffi, w), E_ptr, double_pointer(ffi, out))
+        return out
+
+    def residual(self, flux: np.ndarray) -> np.ndarray:
+        """R = sum_c B_c^T flux_c assembled: flux (P, num_cells, num_qp, n) -> (P, N)."""
+        ffi, lib = kernels()
+        flux = np.ascontiguousarray(flux, dtype=float)
+        P = flux.shape[0]
+        cells, nqp, n, k = self.shape
+        R = np.zeros((P, self.num_dofs))
+        lib.fe_residual(P, cells, nqp, n, k, self.num_dofs, double_pointer(ffi, self.B),
+                        int_pointer(ffi, self.cell_dofs), double_pointer(ffi, flux), double_pointer(ffi, R))
+        return R
+
+    def element_matrices(self, tangent: np.ndarray) -> np.ndarray:
+        """sum_q B^T tangent B per cell: (P, num_cells, num_qp, n, n) -> (P, num_cells, k, k)."""
+        TB = np.einsum("pcqij,cqjl->pcqil", tangent, self.B, optimize=True)
+        return np.einsum("cqik,pcqil->pckl", self.B, TB, optimize=True)
+
+
+class MatrixSlots:
+    """Sums element matrices B^T D B of P tangent fields into the entries ("slots") of P
+    sparse matrices that share one pattern.
+
+    Args:
+        operators: the element strain operators.
+        slot: (num_cells, k, k) target slot of every element entry (< 0: not stored, e.g. a
+            constrained dof or the upper triangle of a symmetric matrix).
+        size: number of slots.
+    """
+
+    def __init__(self, operators: ElementOperators, slot: np.ndarray, size: int):
+        self.operators, self.size = operators, size
+        self.slot = np.ascontiguousarray(slot, dtype=np.int32)
+
+    def __call__(self, tangent: np.ndarray) -> np.ndarray:
+        """tangent (P, num_cells, num_qp, n, n) -> slot values (size, P), the P points innermost."""
+        ffi, lib = kernels()
+        P = tangent.shape[0]
+        cells, nqp, n, k = self.operators.shape
+        D = np.ascontiguousarray(np.moveaxis(tangent, 0, -1))
+        K = np.zeros((self.size, P))
+        T = np.empty(k * n * P)
+        lib.fe_assemble(cells, nqp, n, k, P, double_pointer(ffi, self.operators.B), double_pointer(ffi, D),
+                        int_pointer(ffi, self.slot), double_pointer(ffi, K), double_pointer(ffi, T))
+        return K
+
+
+class Scatter:
+    """Sums values given per (source index) into target slots: out[:, t] = sum_{s: target[s]=t} in[:, s].
+
+    Sources with target < 0 are dropped. Precomputed once (sort by target); each call is a
+    gather and one ``np.add.reduceat``.
+
+    Args:
+        target: (S,) target slot of every source entry (< 0: dropped).
+        size: number of target slots.
+    """
+
+    def __init__(self, target: np.ndarray, size: int):
+        target = np.asarray(target).ravel()
+        keep = np.flatnonzero(target >= 0)
+        order = keep[np.argsort(target[keep], kind="stable")]
+        sorted_target = target[order]
+        self.order = order
+        self.starts = np.flatnonzero(np.r_[True, sorted_target[1:] != sorted_target[:-1]])
+        self.slots = sorted_target[self.starts]
+        self.size = size
+        self.complete = len(self.slots) == size  # every slot receives a value
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        """values (P, S) (or (P, ...) with S entries after the first axis) -> (P, size)."""
+        P = values.shape[0]
+        values = values.reshape(P, -1)
+        if len(self.order) == 0:
+            return np.zeros((P, self.size))
+        summed = np.add.reduceat(values[:, self.order], self.starts, axis=1)
+        if self.complete:
+            return summed
+        out = np.zeros((P, self.size))
+        out[:, self.slots] = summed
+        return out
+
+
+def element_operators(space: QuadratureSpace) -> ElementOperators:
+    """The strain operators of the owned cells of ``space`` (see the module docstring)."""
+    physics, V = space.physics, space.V
+    n = physics.n_comp
+    Q = space.quadrature_space((n,))
+    form = fem.form(ufl.inner(physics.strain(ufl.TrialFunction(V)), ufl.TestFunction(Q)) * space.dx)
+    G = assemble_matrix(form)
+    G.assemble()
+    indptr, indices, data = G.getValuesCSR()
+    G.destroy()
+    cells, nqp = space.num_cells, space.num_qp
+    bs = V.dofmap.index_map_bs
+    nodes = V.dofmap.list[:cells]
+    cell_dofs = np.sort((nodes[:, :, None] * bs + np.arange(bs)).reshape(cells, -1), axis=1).astype(np.int32)
+    k = cell_dofs.shape[1]
+    rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+    owned = rows < cells * nqp * n
+    rows, cols, values = rows[owned], indices[owned], data[owned]
+    c, rest = np.divmod(rows, nqp * n)
+    q, i = np.divmod(rest, n)
+    # Local index of each column among its cell's sorted dofs.
+    num_dofs = V.dofmap.index_map.size_local * bs + V.dofmap.index_map.num_ghosts * bs
+    keys = (np.arange(cells)[:, None] * num_dofs + cell_dofs).ravel()
+    local = np.searchsorted(keys, c * num_dofs + cols) - c * k
+    if not np.array_equal(cell_dofs[c, local], cols):
+        raise RuntimeError("strain operator: a column is not a dof of its cell")
+    B = np.zeros((cells, nqp, n, k))  # C-contiguous, as the kernels expect
+    B[c, q, i, local] = values / space.dV[c, q]
+    return ElementOperators(cell_dofs=cell_dofs, B=B, num_dofs=num_dofs)

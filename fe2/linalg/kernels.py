@@ -1,0 +1,281 @@
+"""C kernels of the batched RVE solver, compiled at first use and cached on disk.
+
+Compiled with the system C compiler through cffi (as FFCx compiles forms), into
+``$FE2_CACHE_DIR`` (default ``$XDG_CACHE_HOME/fe2`` or ``~/.cache/fe2``), keyed by a hash of
+the source. Concurrent first uses (MPI ranks) build in private directories and move the
+result into place atomically. Two families:
+
+* sparse Cholesky of many matrices with one pattern (:mod:`fe2.linalg.cholesky`);
+* finite element kernels on element strain operators (:mod:`fe2.fem.element_operators`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+_CDEF = """
+void chol_symbolic(int n, const int* Up, const int* Ui, int* parent, int* count, int* Lp, int* Li, int* work);
+void chol_numeric(int n, int P, const int* Ap, const int* Ai, const double* Ax, const int* Lp, const int* Li,
+                  const int* Rp, const int* Rk, const int* Rpos, double* Lx, double* x, int* failed);
+void chol_solve(int n, int P, int R, const int* Lp, const int* Li, const double* Lx, double* y);
+void fe_strain(int P, int cells, int nqp, int n, int k, int N, const double* B, const int* dofs,
+               const double* w, const double* E, double* out);
+void fe_residual(int P, int cells, int nqp, int n, int k, int N, const double* B, const int* dofs,
+                 const double* flux, double* R);
+void fe_assemble(int cells, int nqp, int n, int k, int P, const double* B, const double* D,
+                 const int* slot, double* K, double* T);
+"""
+
+_SOURCE = r"""
+#include <math.h>
+#include <string.h>
+
+/* Elimination tree and pattern of L (column-wise, rows sorted, diagonal first) from the
+   strictly upper part of the permuted matrix in CSC (Up, Ui): rows i < j of column j.
+   Two passes: with Li == NULL only the column counts (count) are computed; then with Lp
+   filled, the row indices. work: 2n ints. */
+void chol_symbolic(int n, const int* Up, const int* Ui, int* parent, int* count, int* Lp,
+                   int* Li, int* work)
+{
+    int* ancestor = work;
+    int* flag = work + n;
+    for (int k = 0; k < n; k++) {
+        parent[k] = -1; ancestor[k] = -1;
+        for (int p = Up[k]; p < Up[k + 1]; p++) {
+            int i = Ui[p];
+            while (i != -1 && i < k) {
+                int next = ancestor[i];
+                ancestor[i] = k;
+                if (next == -1) { parent[i] = k; break; }
+                i = next;
+            }
+        }
+    }
+    int* next = ancestor; /* reused: next free slot of each column */
+    for (int j = 0; j < n; j++) { flag[j] = -1; if (Li) { Li[Lp[j]] = j; next[j] = Lp[j] + 1; } else count[j] = 1; }
+    for (int k = 0; k < n; k++) {
+        flag[k] = k;
+        for (int p = Up[k]; p < Up[k + 1]; p++) {
+            for (int i = Ui[p]; i != -1 && flag[i] != k; i = parent[i]) {
+                flag[i] = k;
+                if (Li) Li[next[i]++] = k; else count[i]++;
+            }
+        }
+    }
+}
+
+/* Left-looking numeric factorisation of P matrices; values interleaved: entry q of matrix b
+   at [q * P + b]. (Ap, Ai): the lower part of the permuted matrix in CSC, rows sorted.
+   (Rp, Rk, Rpos): for every column j, the columns k < j with L[j,k] != 0 and the position
+   of L[j,k] in column k. x: n * P doubles of zeros (left zero). */
+void chol_numeric(int n, int P, const int* restrict Ap, const int* restrict Ai,
+                  const double* restrict Ax, const int* restrict Lp, const int* restrict Li,
+                  const int* restrict Rp, const int* restrict Rk, const int* restrict Rpos,
+                  double* restrict Lx, double* restrict x, int* restrict failed)
+{
+    for (int j = 0; j < n; j++) {
+        for (int q = Ap[j]; q < Ap[j + 1]; q++) {
+            double* restrict xi = x + (long)Ai[q] * P;
+            const double* restrict a = Ax + (long)q * P;
+            for (int b = 0; b < P; b++) xi[b] = a[b];
+        }
+        const double* restrict diagonal = Ax + (long)Ap[j] * P; /* A[j, j]: first row of column j */
+        for (int t = Rp[j]; t < Rp[j + 1]; t++) {
+            const int k_end = Lp[Rk[t] + 1];
+            const double* restrict ljk = Lx + (long)Rpos[t] * P;
+            for (int q = Rpos[t]; q < k_end; q++) {
+                double* restrict xi = x + (long)Li[q] * P;
+                const double* restrict lik = Lx + (long)q * P;
+                for (int b = 0; b < P; b++) xi[b] -= lik[b] * ljk[b];
+            }
+        }
+        double* restrict xd = x + (long)j * P;
+        double* restrict ld = Lx + (long)Lp[j] * P;
+        for (int b = 0; b < P; b++) {
+            double d = xd[b];
+            if (!(d > 1e-14 * fabs(diagonal[b]))) { failed[b] = 1; d = 1.0; }
+            ld[b] = sqrt(d);
+            xd[b] = 0.0;
+        }
+        for (int q = Lp[j] + 1; q < Lp[j + 1]; q++) {
+            double* restrict xi = x + (long)Li[q] * P;
+            double* restrict lq = Lx + (long)q * P;
+            for (int b = 0; b < P; b++) { lq[b] = xi[b] / ld[b]; xi[b] = 0.0; }
+        }
+    }
+}
+
+/* Solve L L^T y = rhs in place for P matrices and R right-hand sides each: y[(i * R + r) * P + b]. */
+void chol_solve(int n, int P, int R, const int* restrict Lp, const int* restrict Li,
+                const double* restrict Lx, double* restrict y)
+{
+    const long RP = (long)R * P;
+    for (int j = 0; j < n; j++) {
+        double* restrict yj = y + j * RP;
+        const double* restrict d = Lx + (long)Lp[j] * P;
+        for (int r = 0; r < R; r++) for (int b = 0; b < P; b++) yj[r * P + b] /= d[b];
+        for (int q = Lp[j] + 1; q < Lp[j + 1]; q++) {
+            double* restrict yi = y + Li[q] * RP;
+            const double* restrict l = Lx + (long)q * P;
+            for (int r = 0; r < R; r++) for (int b = 0; b < P; b++) yi[r * P + b] -= l[b] * yj[r * P + b];
+        }
+    }
+    for (int j = n - 1; j >= 0; j--) {
+        double* restrict yj = y + j * RP;
+        for (int q = Lp[j] + 1; q < Lp[j + 1]; q++) {
+            const double* restrict yi = y + Li[q] * RP;
+            const double* restrict l = Lx + (long)q * P;
+            for (int r = 0; r < R; r++) for (int b = 0; b < P; b++) yj[r * P + b] -= l[b] * yi[r * P + b];
+        }
+        const double* restrict d = Lx + (long)Lp[j] * P;
+        for (int r = 0; r < R; r++) for (int b = 0; b < P; b++) yj[r * P + b] /= d[b];
+    }
+}
+
+/* Finite element kernels on element strain operators B (cells, nqp, n, k) and cell dofs
+   (cells, k): strains of P fields, residuals of P flux fields, and the summation of the
+   element matrices B^T D B of P tangent fields into matrix slots. */
+
+/* out[p, c, q, i] = E[p, i] + sum_a B[c, q, i, a] w[p, dofs[c, a]]   (E may be NULL) */
+void fe_strain(int P, int cells, int nqp, int n, int k, int N, const double* restrict B,
+               const int* restrict dofs, const double* restrict w, const double* restrict E,
+               double* restrict out)
+{
+    for (int p = 0; p < P; p++) {
+        const double* wp = w + (long)p * N;
+        double* o = out + (long)p * cells * nqp * n;
+        for (int c = 0; c < cells; c++) {
+            const int* d = dofs + (long)c * k;
+            for (int q = 0; q < nqp; q++) {
+                const double* Bq = B + ((long)c * nqp + q) * n * k;
+                double* oq = o + ((long)c * nqp + q) * n;
+                for (int i = 0; i < n; i++) {
+                    double s = E ? E[(long)p * n + i] : 0.0;
+                    for (int a = 0; a < k; a++) s += Bq[i * k + a] * wp[d[a]];
+                    oq[i] = s;
+                }
+            }
+        }
+    }
+}
+
+/* R[p, dofs[c, a]] += sum_{q, i} B[c, q, i, a] flux[p, c, q, i]   (R zeroed by the caller) */
+void fe_residual(int P, int cells, int nqp, int n, int k, int N, const double* restrict B,
+                 const int* restrict dofs, const double* restrict flux, double* restrict R)
+{
+    for (int p = 0; p < P; p++) {
+        double* Rp = R + (long)p * N;
+        const double* f = flux + (long)p * cells * nqp * n;
+        for (int c = 0; c < cells; c++) {
+            const int* d = dofs + (long)c * k;
+            for (int a = 0; a < k; a++) {
+                double s = 0.0;
+                for (int q = 0; q < nqp; q++) {
+                    const double* Bq = B + ((long)c * nqp + q) * n * k;
+                    const double* fq = f + ((long)c * nqp + q) * n;
+                    for (int i = 0; i < n; i++) s += Bq[i * k + a] * fq[i];
+                }
+                Rp[d[a]] += s;
+            }
+        }
+    }
+}
+
+/* K[slot[c, a, b], p] += sum_q sum_{i, j} B[c, q, i, a] D[c, q, i, j, p] B[c, q, j, b] for the
+   entries with slot >= 0. D and K interleave the P points (innermost); T: k * n * P doubles. */
+void fe_assemble(int cells, int nqp, int n, int k, int P, const double* restrict B,
+                 const double* restrict D, const int* restrict slot, double* restrict K,
+                 double* restrict T)
+{
+    for (int c = 0; c < cells; c++) {
+        const int* s = slot + (long)c * k * k;
+        for (int q = 0; q < nqp; q++) {
+            const double* Bq = B + ((long)c * nqp + q) * n * k;
+            const double* Dq = D + ((long)c * nqp + q) * n * n * P;
+            for (int a = 0; a < k; a++) {
+                for (int j = 0; j < n; j++) {
+                    double* restrict t = T + ((long)a * n + j) * P;
+                    for (int p = 0; p < P; p++) t[p] = 0.0;
+                    for (int i = 0; i < n; i++) {
+                        const double bia = Bq[i * k + a];
+                        if (bia == 0.0) continue;
+                        const double* restrict d = Dq + ((long)i * n + j) * P;
+                        for (int p = 0; p < P; p++) t[p] += bia * d[p];
+                    }
+                }
+            }
+            for (int a = 0; a < k; a++) {
+                for (int b = 0; b < k; b++) {
+                    const int target = s[a * k + b];
+                    if (target < 0) continue;
+                    double* restrict Ks = K + (long)target * P;
+                    for (int j = 0; j < n; j++) {
+                        const double bjb = Bq[j * k + b];
+                        if (bjb == 0.0) continue;
+                        const double* restrict t = T + ((long)a * n + j) * P;
+                        for (int p = 0; p < P; p++) Ks[p] += t[p] * bjb;
+                    }
+                }
+            }
+        }
+    }
+}
+"""
+
+_FLAGS = ["-O3", "-std=c99", "-fno-math-errno"]
+_lib = None
+
+
+def _cache_dir() -> Path:
+    """``$FE2_CACHE_DIR``, else ``$XDG_CACHE_HOME/fe2`` or ``~/.cache/fe2``."""
+    if os.environ.get("FE2_CACHE_DIR"):
+        return Path(os.environ["FE2_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fe2"
+
+
+def kernels():
+    """The compiled kernels (``ffi``, ``lib``), built on first use and cached on disk."""
+    global _lib
+    if _lib is not None:
+        return _lib
+    import cffi
+
+    tag = hashlib.sha256((_CDEF + _SOURCE + " ".join(_FLAGS) + sys.version).encode()).hexdigest()[:16]
+    name = f"_fe2_kernels_{tag}"
+    directory = _cache_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    existing = sorted(directory.glob(f"{name}*.so"))
+    if existing:
+        path = existing[0]
+    else:
+        ffi = cffi.FFI()
+        ffi.cdef(_CDEF)
+        ffi.set_source(name, _SOURCE, extra_compile_args=_FLAGS)
+        with tempfile.TemporaryDirectory(dir=directory) as build:
+            built = Path(ffi.compile(tmpdir=build))
+            path = directory / built.name
+            os.replace(built, path)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    _lib = module.ffi, module.lib
+    return _lib
+
+
+def int_pointer(ffi, array: np.ndarray):
+    """``int*`` to a C-contiguous int32 array."""
+    assert array.dtype == np.int32 and array.flags.c_contiguous
+    return ffi.cast("int*", array.ctypes.data)
+
+
+def double_pointer(ffi, array: np.ndarray):
+    """``double*`` to a C-contiguous float64 array."""
+    assert array.dtype == np.float64 and array.flags.c_contiguous
+    return ffi.cast("double*", array.ctypes.data)

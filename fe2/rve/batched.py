@@ -1,0 +1,444 @@
+"""The batched RVE solver: all points of a batch equilibrated together (default backend).
+
+The same equations, tolerances and iteration as the per-point reference
+(:mod:`fe2.rve.newton`): elastic shortcut for never-yielded points, Newton with the
+backtracking line search, the consistent tangent by n sensitivity solves, the Hill-Mandel and
+<eps> = E checks. What changes is how: for the b active points of a batch
+
+* the micro strains E + strain(w) come from shared element strain operators in one array
+  operation, the constitutive update of each phase is one vectorised call over all points;
+* residuals and element matrices are array operations, summed into the constrained systems
+  of all points at once (:mod:`fe2.rve.constrained_systems`);
+* one batched sparse Cholesky factorises the b systems together (shared symbolic analysis);
+  the sensitivity right-hand sides are solved together;
+* each point converges on its own: a converged point leaves the active set, a failed point
+  is reported by its index; the line search runs per point.
+
+A point whose system is not positive definite (the Cholesky breaks down) is solved again by
+the per-point reference solver (PETSc LU). Batches are capped in size so that memory stays
+bounded (``batch``: a number of points, or 'auto' from a memory budget).
+
+Linear RVEs: the tangent never changes, so the virgin factorisation serves every solve.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from fe2.rve.boundary_conditions import make_boundary_condition
+from fe2.rve.constrained_systems import SystemFactor, make_constrained_system
+from fe2.rve.micro_solver import (
+    BatchResult, MicroSolver, NewtonOptions, PointState, RveFailure, RveResponse,
+    consistency_error, hill_mandel,
+)
+from fe2.rve.model import History, MicroUpdate, RveModel
+
+log = logging.getLogger(__name__)
+
+#: Memory a batch may use by default, bytes (``FE2_BATCH_MEMORY`` overrides, in MiB).
+DEFAULT_BATCH_MEMORY = 512 * 2**20
+#: Most points in one batch (larger batches no longer pay off: the work vectors leave the cache).
+MAX_BATCH = 64
+
+
+def _split(history: History, P: int) -> dict[int, dict[str, np.ndarray]]:
+    """Stacked history (P * npq, ...) -> point-major views (P, npq, ...)."""
+    return {t: {k: v.reshape(P, -1 if P else 0, *v.shape[1:]) for k, v in h.items()} for t, h in history.items()}
+
+
+def _take(history: dict, points) -> History:
+    """Point-major history, points selected -> stacked (len * npq, ...) arrays."""
+    return {t: {k: v[points].reshape(-1, *v.shape[2:]) for k, v in h.items()} for t, h in history.items()}
+
+
+class BatchedRveSolver(MicroSolver):
+    """Solves batches of RVEs of one type together (see the module docstring).
+
+    Args:
+        model: the discretised RVE.
+        bc: 'periodic', 'affine' or 'traction'.
+        newton: tolerances.
+        batch: 'auto' (memory budget ``FE2_BATCH_MEMORY`` MiB, default 512, at most
+            :data:`MAX_BATCH`) or the most points per batch.
+        petsc_options: options of the per-point fallback solver.
+        elastic_shortcut: as for the per-point solver (small strain only).
+    """
+
+    def __init__(
+        self,
+        model: RveModel,
+        bc: str,
+        *,
+        newton: NewtonOptions = NewtonOptions(),
+        batch: int | str = "auto",
+        petsc_options: Mapping[str, Any] | None = None,
+        elastic_shortcut: bool = True,
+    ):
+        super().__init__(model, bc, newton)
+        self.ops = model.operators
+        self.bc = make_boundary_condition(bc, model)
+        self.system = make_constrained_system(model, self.bc, petsc_options)
+        self.elastic_shortcut = elastic_shortcut and model.physics.name == "elasticity"
+        self.petsc_options = petsc_options
+        self.batch_size = self._batch_size(batch)
+        self._virgin: dict | None = None
+        self._fallback = None  # per-point solver for points whose Cholesky breaks down
+        self._fields = None
+
+    def _batch_size(self, batch: int | str) -> int:
+        if batch != "auto":
+            if not (isinstance(batch, int) and batch >= 1):
+                raise ValueError(f"batch must be 'auto' or a positive integer, got {batch!r}")
+            return batch
+        budget = float(os.environ.get("FE2_BATCH_MEMORY", DEFAULT_BATCH_MEMORY / 2**20)) * 2**20
+        m = self.model
+        n = m.physics.n_comp
+        k = self.ops.cell_dofs.shape[1]
+        per_point = self.system.bytes_per_point + 8 * (
+            m.num_cells * (m.num_qp * (n * n + 6 * n) + 2 * k * k) + 8 * self.ops.num_dofs
+        )
+        return int(max(1, min(MAX_BATCH, budget // per_point)))
+
+    @contextmanager
+    def _timed(self, part: str):
+        t0 = time.perf_counter()
+        yield
+        self.timings[part] = self.timings.get(part, 0.0) + time.perf_counter() - t0
+
+    # ------------------------------------------------------------------ building blocks
+
+    def _evaluate(self, E: np.ndarray, w: np.ndarray, history: History):
+        """Constitutive update and residuals of P states: (update, R (P, N), |R|_adm, |R|)."""
+        model = self.model
+        with self._timed("constitutive"):
+            strain = self.ops.strain(w, E)
+            update = model.constitutive_update(strain, history)
+        with self._timed("residual"):
+            R = self.ops.residual(update.stress * model.dV[None, :, :, None])
+            adm, full = self.system.residual_norms(R)
+        return update, strain, R, adm, full
+
+    def _factorize(self, tangent: np.ndarray) -> SystemFactor:
+        """The factorised systems of P tangents (P, num_cells, num_qp, n, n)."""
+        with self._timed("factorize"):
+            return self.system.factorize(tangent * self.model.dV[None, :, :, None, None])
+
+    def _solve(self, factor: SystemFactor, rhs: np.ndarray) -> np.ndarray:
+        with self._timed("solve"):
+            return factor.solve(rhs)
+
+    def _sensitivity(self, factor: SystemFactor, tangent: np.ndarray):
+        """Tangents (P, n, n), their HM residuals (P, n), <eps> errors (P,) and the sensitivity
+        fluctuations (P, n, N) at P converged states with factorised systems."""
+        model, n = self.model, self.n_comp
+        P = len(tangent)
+        with self._timed("sensitivity"):
+            flux = -np.moveaxis(tangent, -1, 1) * model.dV[None, None, :, :, None]  # (P, n, c, q, n)
+            rhs = self.ops.residual(flux.reshape(P * n, *flux.shape[2:]))
+        dw = self._solve(factor, rhs.reshape(P, n, -1))
+        with self._timed("sensitivity"):
+            d_strain = np.eye(n)[None, :, None, None, :] + self.ops.strain(dw.reshape(P * n, -1)).reshape(
+                P, n, model.num_cells, model.num_qp, n)
+            d_stress = np.einsum("pcqij,pkcqj->pkcqi", tangent, d_strain, optimize=True)
+            # Column k of the tangent is <d_stress> of sensitivity k: [p, i, k].
+            avg_stress = model.point_averages(np.moveaxis(d_stress, 1, -2)).transpose(0, 2, 1)
+            avg_strain = model.point_averages(np.moveaxis(d_strain, 1, -2)).transpose(0, 2, 1)
+            micro = model.point_averages(np.moveaxis(np.einsum("pkcqi,pkcqi->pkcq", d_stress, d_strain), 1, -1))
+            diagonal = np.einsum("pkk->pk", avg_stress)
+            hm = hill_mandel(micro, diagonal, np.abs(micro))
+            strain_error = np.linalg.norm(avg_strain - np.eye(n), axis=1).max(axis=1)
+        return avg_stress, hm, strain_error, dw
+
+    def _virgin_state(self) -> dict:
+        """Factorisation, tangent and sensitivity fields of the virgin RVE (cached)."""
+        if self._virgin is None:
+            model = self.model
+            E = model.physics.reference_strain[None]
+            update, *_ = self._evaluate(E, np.zeros((1, self.ops.num_dofs)), model.initial_history())
+            factor = self._factorize(update.tangent)
+            if factor.failed[0]:
+                raise RveFailure("the virgin RVE system is not positive definite")
+            tangent, hm, _, dw = self._sensitivity(factor, update.tangent)
+            self._virgin = {"factor": factor, "tangent": tangent[0], "hm": hm[0], "W": dw[0],
+                            "tangent_qp": update.tangent[0]}
+        return self._virgin
+
+    # ------------------------------------------------------------------ the batch
+
+    def _solve_batch(self, strains, states, warm, fields) -> BatchResult:
+        m = len(strains)
+        result = BatchResult([None] * m, [None] * m, {}, np.zeros(m))
+        for start in range(0, m, self.batch_size):
+            chunk = np.arange(start, min(m, start + self.batch_size))
+            t0 = time.perf_counter()
+            work = self._solve_chunk(strains[chunk], [states[i] for i in chunk],
+                                     [warm[i] for i in chunk], fields[chunk], result, chunk)
+            seconds = time.perf_counter() - t0
+            result.costs[chunk] = seconds * work / max(work.sum(), 1e-300)
+        fallback = [i for i, f in result.failures.items() if isinstance(f, _Breakdown)]
+        for i in fallback:  # unstable or indefinite systems: the per-point reference solver
+            del result.failures[i]
+            t0 = time.perf_counter()
+            solver = self._pointwise()
+            sub = solver._solve_batch(strains[i:i + 1], [states[i]], [warm[i]], fields[i:i + 1])
+            result.responses[i], result.trials[i] = sub.responses[0], sub.trials[0]
+            if sub.failures:
+                result.failures[i] = sub.failures[0]
+            result.costs[i] += time.perf_counter() - t0
+        return result
+
+    def _pointwise(self):
+        if self._fallback is None:
+            from fe2.rve.newton import PointwiseRveSolver
+
+            self._fallback = PointwiseRveSolver(self.model, self.kind, newton=self.newton,
+                                                petsc_options=self.petsc_options,
+                                                elastic_shortcut=self.elastic_shortcut)
+        return self._fallback
+
+    def _state(self, points: np.ndarray, E: np.ndarray, w: np.ndarray, committed: dict) -> _Active:
+        """Evaluate the points (indices of the chunk) at fluctuations w (len, N)."""
+        update, strain, R, adm, full = self._evaluate(E[points], w, _take(committed, points))
+        return _Active(points, update, strain, R, adm, full)
+
+    def _solve_chunk(self, E, states, warm, fields, result: BatchResult, index: np.ndarray) -> np.ndarray:
+        """Solve one batch; writes responses, trials and failures at ``index``; returns the
+        work units (evaluations + 2 per factorisation) of each point."""
+        model, newton = self.model, self.newton
+        P, n = len(E), self.n_comp
+        ref = model.physics.reference_strain
+        committed = _split(model.stack([s.history for s in states]), P)
+        w = np.array(warm, dtype=float).reshape(P, -1)
+        work = np.zeros(P)
+        virgin = np.array([s.virgin for s in states])
+        shortcut = np.zeros(P, dtype=bool)
+        final = _Final(P, model, n, committed)  # converged states
+        norms: list[list[float]] = [[] for _ in range(P)]
+        iterations = np.zeros(P, dtype=int)
+        failed: dict[int, RveFailure] = {}
+
+        def drop_inadmissible(state: _Active) -> _Active:
+            bad = ~state.update.ok | ~np.isfinite(state.adm)
+            for i in state.points[bad]:
+                failed[i] = RveFailure(f"inadmissible micro state at Newton iteration {iterations[i]} "
+                                       "(NaN stress or det F <= 0)")
+            state = state.where(~bad)
+            for i, a in zip(state.points, state.adm):
+                norms[i].append(float(a))
+            return state
+
+        if self.elastic_shortcut and virgin.any():
+            virgin_data = self._virgin_state()
+            points = np.flatnonzero(virgin)
+            w[points] = (E[points] - ref) @ virgin_data["W"]
+            state = self._state(points, E, w[points], committed)
+            work[points] += 1
+            with self._timed("shortcut"):
+                same = state.update.ok & state.unchanged(virgin_data["tangent_qp"], committed)
+                same &= state.adm <= newton.target(state.full)
+            accepted = state.where(same)
+            shortcut[accepted.points] = True
+            final.keep(accepted)
+            for i, a in zip(accepted.points, accepted.adm):
+                norms[i].append(float(a))
+
+        points = np.flatnonzero(~shortcut)
+        state = drop_inadmissible(self._state(points, E, w[points], committed)) if len(points) else None
+        if state is not None:
+            work[points] += 1
+        while state is not None and len(state.points):
+            done = state.adm <= newton.target(state.full)
+            final.keep(state.where(done))
+            state = state.where(~done)
+            out = iterations[state.points] == newton.max_iterations
+            for i, a, f in zip(state.points[out], state.adm[out], state.full[out]):
+                failed[i] = RveFailure(f"Newton did not converge in {newton.max_iterations} iterations "
+                                       f"(residual {a:.3e}, target {newton.target(f):.3e})")
+            state = state.where(~out)
+            if not len(state.points):
+                break
+            iterations[state.points] += 1
+            if model.is_linear:  # the constant tangent: the virgin factorisation
+                factor = _Repeated(self._virgin_state()["factor"], len(state.points))
+            else:
+                factor = self._factorize(state.update.tangent)
+                work[state.points] += 2
+            for i in state.points[factor.failed]:
+                failed[i] = _Breakdown("the RVE tangent system is not positive definite")
+            step = self._solve(factor, -state.R[:, None, :])[:, 0, :][~factor.failed]
+            state = state.where(~factor.failed)
+            if not len(state.points):
+                break
+            # Line search per point: alpha = 1, 1/2, ..., accepted when |R|_adm decreases.
+            w0, alpha = w[state.points], np.ones(len(state.points))
+            pending = np.arange(len(state.points))
+            parts = []
+            for halving in range(newton.line_search_steps + 1):
+                points = state.points[pending]
+                w[points] = w0[pending] + alpha[pending, None] * step[pending]
+                trial = self._state(points, E, w[points], committed)
+                work[points] += 1
+                accept = (trial.adm < (1.0 - 1e-4 * alpha[pending]) * state.adm[pending]) \
+                    | (trial.adm <= newton.target(trial.full)) | ~trial.update.ok | ~np.isfinite(trial.adm)
+                if halving == newton.line_search_steps:
+                    accept[:] = True
+                parts.append(trial.where(accept))
+                pending = pending[~accept]
+                if not len(pending):
+                    break
+                alpha[pending] *= 0.5
+            state = drop_inadmissible(_Active.concatenate(parts))
+
+        newton_points = np.array([i for i in range(P) if not shortcut[i] and i not in failed], dtype=int)
+        tangents = np.zeros((P, n, n))
+        hms = np.zeros((P, n))
+        strain_errors = np.zeros(P)
+        if shortcut.any():
+            tangents[shortcut], hms[shortcut] = self._virgin["tangent"], self._virgin["hm"]
+        if len(newton_points):
+            if model.is_linear:  # the virgin factorisation is the one of every state
+                factor = _Repeated(self._virgin_state()["factor"], len(newton_points))
+            else:
+                factor = self._factorize(final.tangent[newton_points])
+                work[newton_points] += 2
+            for i in newton_points[factor.failed]:
+                failed[i] = _Breakdown("the RVE tangent system at the converged state is not positive definite")
+            t, h, e, _ = self._sensitivity(factor, final.tangent[newton_points])
+            tangents[newton_points], hms[newton_points], strain_errors[newton_points] = t, h, e
+        averages = model.averages(final.stress, final.strain)
+        for i in range(P):
+            if i in failed:
+                continue
+            E_norm = np.linalg.norm(E[i])
+            work_macro = float(averages.stress[i] @ (E[i] - ref))
+            error = float(np.linalg.norm(averages.strain[i] - E[i]) / (E_norm if E_norm > 0 else 1.0))
+            response = RveResponse(
+                stress=averages.stress[i],
+                tangent=tangents[i].copy(),
+                iterations=int(iterations[i]),
+                hill_mandel_residual=float(hill_mandel(averages.energy[i], work_macro, averages.scale[i])),
+                tangent_hill_mandel_residual=hms[i].copy(),
+                strain_average_error=error if shortcut[i] else max(error, float(strain_errors[i])),
+                residual_norms=norms[i],
+                elastic_shortcut=bool(shortcut[i]),
+                averaged_tangent=model.average(final.tangent[i]),
+            )
+            if not shortcut[i]:
+                failure = consistency_error(self.kind, response.tangent_hill_mandel_residual,
+                                            response.strain_average_error)
+                if failure is not None:
+                    failed[i] = failure
+                    continue
+            if shortcut[i]:
+                history, still_virgin = states[i].history, True
+            else:
+                history = final.history_of(i)
+                still_virgin = bool(virgin[i]) and all(
+                    np.array_equal(history[t][k], committed[t][k][i]) for t in history for k in history[t])
+            if fields[i]:
+                response.fields = self._snapshot(E[i], w[i], final.stress[i], history)
+            result.responses[index[i]] = response
+            result.trials[index[i]] = PointState(w=w[i].copy(), history=history, virgin=still_virgin)
+        for i, failure in failed.items():
+            result.failures[int(index[i])] = failure
+        return np.maximum(work, 1)
+
+    def _snapshot(self, E, w, stress_qp, history):
+        if self._fields is None:
+            from fe2.io.rve_fields import RveFields
+
+            self._fields = RveFields(self.model)
+        return self._fields.snapshot(E, w, stress_qp, history)
+
+    def destroy(self) -> None:
+        if self._fallback is not None:
+            self._fallback.destroy()
+        self.system.destroy()
+
+
+class _Breakdown(RveFailure):
+    """The batched factorisation broke down for this point: solve it per point instead."""
+
+
+class _Repeated:
+    """One factorisation (of the constant tangent of a linear RVE) serving P points."""
+
+    def __init__(self, factor: SystemFactor, count: int):
+        self.factor, self.count = factor, count
+        self.failed = np.zeros(count, dtype=bool)
+
+    def solve(self, rhs):
+        P, R, N = rhs.shape
+        return self.factor.solve(rhs.reshape(1, P * R, N)).reshape(P, R, N)
+
+
+class _Active:
+    """Evaluated states of some points of a batch (indices ``points`` into the batch)."""
+
+    def __init__(self, points, update: MicroUpdate, strain, R, adm, full):
+        self.points, self.update, self.strain, self.R, self.adm, self.full = points, update, strain, R, adm, full
+
+    def where(self, mask: np.ndarray) -> _Active:
+        """The states of the points selected by a boolean mask."""
+        if mask.all():
+            return self
+        count = len(self.points)
+        u = self.update
+        history = {t: {k: v[mask].reshape(-1, *v.shape[2:]) for k, v in h.items()}
+                   for t, h in _split(u.history, count).items()}
+        update = MicroUpdate(stress=u.stress[mask], tangent=u.tangent[mask], history=history, ok=u.ok[mask])
+        return _Active(self.points[mask], update, self.strain[mask], self.R[mask], self.adm[mask], self.full[mask])
+
+    @staticmethod
+    def concatenate(parts: list[_Active]) -> _Active:
+        first = parts[0].update
+        update = MicroUpdate(
+            stress=np.concatenate([p.update.stress for p in parts]),
+            tangent=np.concatenate([p.update.tangent for p in parts]),
+            history={t: {k: np.concatenate([p.update.history[t][k] for p in parts]) for k in h}
+                     for t, h in first.history.items()},
+            ok=np.concatenate([p.update.ok for p in parts]),
+        )
+        def join(name):
+            return np.concatenate([getattr(p, name) for p in parts])
+
+        return _Active(join("points"), update, join("strain"), join("R"), join("adm"), join("full"))
+
+    def unchanged(self, tangent: np.ndarray, committed: dict) -> np.ndarray:
+        """(count,) True where the tangent equals ``tangent`` and the history the committed one."""
+        count = len(self.points)
+        same = (self.update.tangent == tangent).reshape(count, -1).all(axis=1)
+        for t, h in _split(self.update.history, count).items():
+            for k, v in h.items():
+                same &= (v == committed[t][k][self.points]).reshape(count, -1).all(axis=1)
+        return same
+
+
+class _Final:
+    """The converged states of a batch's points, filled as points converge."""
+
+    def __init__(self, P: int, model: RveModel, n: int, committed: dict):
+        self.stress = np.zeros((P, model.num_cells, model.num_qp, n))
+        self.strain = np.zeros_like(self.stress)
+        self.tangent = np.zeros((*self.stress.shape, n))
+        self.history = {t: {k: np.empty_like(v) for k, v in h.items()} for t, h in committed.items()}
+
+    def keep(self, state: _Active) -> None:
+        points = state.points
+        if not len(points):
+            return
+        self.stress[points], self.strain[points], self.tangent[points] = \
+            state.update.stress, state.strain, state.update.tangent
+        for t, h in _split(state.update.history, len(points)).items():
+            for k, v in h.items():
+                self.history[t][k][points] = v
+
+    def history_of(self, i: int) -> History:
+        return {t: {k: v[i].copy() for k, v in h.items()} for t, h in self.history.items()}

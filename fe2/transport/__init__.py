@@ -1,0 +1,1 @@
+"""Transport coefficients of a phase from equilibrium fluctuations (Green-Kubo)."""
