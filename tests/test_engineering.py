@@ -211,3 +211,26 @@ def test_no_isotropy_warning_for_a_regular_cell(tmp_path, capsys):
         assert record["symmetry"]["expected_isotropic"] is False and "warning" not in record["symmetry"]
         assert record["symmetry"]["classes"]["square"]["distance"] < 1e-3  # a square array
         assert "WARNING" not in out
+
+
+def test_zero_tensor_has_every_symmetry():
+    for n in (3, 6):
+        report = symmetry_report(np.zeros((n, n)))
+        assert all(c["distance"] == 0.0 for c in report["classes"].values())
+    assert conductivity_report(np.zeros((2, 2)))[1]["class"] == "isotropic"
+
+
+def test_report_of_a_singular_tensor_has_no_constants():
+    from fe2.homogenization.engineering import format_tensor_report, tensor_report
+
+    report = tensor_report("elasticity", np.diag([1.0, 1.0, 0.0]), 2)
+    assert "not positive definite" in report["engineering_constants"]["note"]
+    assert "not positive definite" in "\n".join(format_tensor_report(report, 2))
+    json.dumps(report, allow_nan=False)
+
+
+def test_distances_do_not_depend_on_the_unit():
+    C = transversely_isotropic_stiffness(20.0, 8.0, 6.0, 140.0, 5.0) + 0.3 * random_spd(6, 5)
+    for factor in (1e-200, 1e200, 1e306):
+        for name, entry in symmetry_report(factor * C)["classes"].items():
+            assert entry["distance"] == pytest.approx(symmetry_report(C)["classes"][name]["distance"], rel=1e-12)

@@ -73,7 +73,7 @@ def engineering_constants(C: np.ndarray) -> dict:
     docstring); in 2D the plane-strain constants. Units of C (moduli), ratios without."""
     C = np.asarray(C, dtype=float)
     dim = {3: 2, 6: 3}[C.shape[0]]
-    S = voigt_compliance(0.5 * (C + C.T))
+    S = voigt_compliance(0.5 * C + 0.5 * C.T)
     labels = MANDEL_LABELS[dim]
     normal = range(dim)
     constants: dict = {}
@@ -103,7 +103,7 @@ def stiffness_from_constants(constants: dict, dim: int) -> np.ndarray:
             S[b, a] = constants["coupling"][f"{labels[b]}/{labels[a]}"] * S[a, a]
     w = _voigt_weights(dim)
     C = np.linalg.inv(S / np.outer(w, w))
-    return 0.5 * (C + C.T)
+    return 0.5 * C + 0.5 * C.T
 
 
 # ----------------------------------------------------------------------------- symmetry
@@ -194,17 +194,30 @@ _ORDER = {
 }
 
 
+def _unit(T: np.ndarray) -> float:
+    """The largest entry's magnitude (1 for a zero tensor)."""
+    largest = float(np.abs(T).max())
+    return largest if largest > 0 else 1.0
+
+
+def _relative(difference: np.ndarray, norm: float) -> float:
+    """|difference| / norm; 0 for a zero tensor (which has every symmetry)."""
+    return float(np.linalg.norm(difference) / norm) if norm > 0 else 0.0
+
+
 def symmetry_report(C: np.ndarray, *, tolerance: float = SYMMETRY_TOLERANCE) -> dict:
     """Per class the closest tensor and its relative distance; ``class``: the most symmetric
     class within ``tolerance`` (cubic and transversely isotropic rank equal: the nearer one),
     'anisotropic' if none."""
-    C = 0.5 * (np.asarray(C, dtype=float) + np.asarray(C, dtype=float).T)
+    C = np.asarray(C, dtype=float)
     dim = {3: 2, 6: 3}[C.shape[0]]
+    unit = _unit(C)  # distances are scale-free; no overflow for huge moduli
+    C = 0.5 * (C / unit + (C / unit).T)
     norm = np.linalg.norm(C)
     report: dict = {}
     for name, project in symmetry_classes(dim).items():
         closest = project(C)
-        report[name] = {"distance": float(np.linalg.norm(C - closest) / norm), "closest": closest}
+        report[name] = {"distance": _relative(C - closest, norm), "closest": unit * closest}
     within = [name for name in _ORDER[dim] if report[name]["distance"] <= tolerance]
     if not within:
         found = "anisotropic"
@@ -230,14 +243,15 @@ def conductivity_report(
     K: np.ndarray, *, tolerance: float = SYMMETRY_TOLERANCE
 ) -> tuple[dict, dict]:
     """(principal conductivities and axes, symmetry) of a conductivity tensor (d, d)."""
-    K = 0.5 * (np.asarray(K, dtype=float) + np.asarray(K, dtype=float).T)
+    K = np.asarray(K, dtype=float)
+    K = 0.5 * K + 0.5 * K.T  # (no overflow for huge entries)
     values, vectors = np.linalg.eigh(K)
-    norm = np.linalg.norm(K)
+    norm = np.linalg.norm(K / _unit(K))
     iso = np.trace(K) / K.shape[0] * np.eye(K.shape[0])
     ortho = np.diag(np.diag(K))
     classes = {
-        "isotropic": {"distance": float(np.linalg.norm(K - iso) / norm), "closest": iso},
-        "orthotropic": {"distance": float(np.linalg.norm(K - ortho) / norm), "closest": ortho},
+        "isotropic": {"distance": _relative((K - iso) / _unit(K), norm), "closest": iso},
+        "orthotropic": {"distance": _relative((K - ortho) / _unit(K), norm), "closest": ortho},
     }
     within = [n for n in ("isotropic", "orthotropic") if classes[n]["distance"] <= tolerance]
     found = within[0] if within else "anisotropic"
@@ -249,6 +263,8 @@ def conductivity_report(
 
 
 def _elastic_report(C: np.ndarray, dim: int) -> tuple[dict, dict]:
+    if not np.linalg.eigvalsh(0.5 * C + 0.5 * C.T).min() > 0:
+        return {"note": "the tensor is not positive definite: no engineering constants"}, symmetry_report(C)
     constants = engineering_constants(C)
     constants = {k: v if isinstance(v, dict) else float(v) for k, v in constants.items()}
     constants["coupling"] = {k: float(v) for k, v in constants["coupling"].items()}
@@ -276,7 +292,8 @@ def tensor_report(
         constants, symmetry = conductivity_report(tensor)
     elif physics == "finite_strain":
         constants, symmetry = _elastic_report(small_strain_stiffness(tensor), dim)
-        constants["notation"] = "of the small-strain stiffness at F = I; " + constants["notation"]
+        if "notation" in constants:
+            constants["notation"] = "of the small-strain stiffness at F = I; " + constants["notation"]
     else:
         constants, symmetry = _elastic_report(tensor, dim)
     symmetry["classes"] = {
@@ -310,6 +327,8 @@ def format_tensor_report(report: dict, dim: int) -> list[str]:
     if "principal_conductivities" in constants:
         values = constants["principal_conductivities"]
         lines.append("  principal conductivities: " + ", ".join(f"{k:.5g}" for k in values))
+    elif "note" in constants:
+        lines.append(f"  {constants['note']}")
     else:
         moduli = [k for k in constants if k[0] in "EG" and k[1:].isdigit()]
         ratios = [k for k in constants if k.startswith("nu")]
