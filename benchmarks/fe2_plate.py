@@ -26,7 +26,8 @@ from fe2.config import load_run_config
 from fe2.homogenization.study import load_rve_mesh
 from fe2.macro.study import run_study
 from fe2.rve.model import RveModel
-from fe2.rve.newton import RveSolver
+from fe2.rve.factory import make_rve_solver
+from fe2.rve.newton import PointwiseRveSolver
 from fe2.rve.physics import make_physics
 from fe2.rve.solver import DirectSolver
 
@@ -39,7 +40,7 @@ def rve_floor(config, comm, repeat: int = 5) -> tuple[float, float, int]:
     rve_mesh, _ = load_rve_mesh(rve.mesh, comm)
     model = RveModel(rve_mesh.mesh, rve_mesh.cell_tags, make_physics(config.physics, rve_mesh.dim),
                      {p.tag: p.material() for p in rve.phases.values()})
-    solver = RveSolver(model, rve.bc)
+    solver = make_rve_solver(model, rve.bc, batch="off")
     E = np.zeros(model.physics.n_comp)
     E[0] = 0.01
     solver.solve(E, solver.initial_state())  # assembles and factorises K

@@ -43,7 +43,8 @@ from fe2.materials.points import LawPoints
 from fe2.meshing.io import read_rve_mesh
 from fe2.meshing.specs import parse_mesh_spec
 from fe2.rve.model import RveModel
-from fe2.rve.newton import RveSolver
+from fe2.rve.factory import make_rve_solver
+from fe2.rve.newton import PointwiseRveSolver
 from fe2.rve.physics import make_physics
 from fe2.rve.pool import RvePool
 
@@ -58,7 +59,7 @@ def measure_rve(mesh_size: float) -> tuple[float, int]:
         rve = read_rve_mesh(path, MPI.COMM_SELF)
     model = RveModel(rve.mesh, rve.cell_tags, make_physics("elasticity", 3),
                      {1: J2Plasticity(E=3.5, nu=0.35, sigma_y=0.06, H=0.3), 2: LinearElastic(E=72.0, nu=0.22)})
-    pool = RvePool(RveSolver(model, "periodic"), 1)
+    pool = RvePool(make_rve_solver(model, "periodic", batch="off"), 1)
     direction = np.array([0.03, -0.005, -0.005, 0.0, 0.0, 0.01 * np.sqrt(2)])
     pool.evaluate(0.2 * direction[None])  # JIT, factorisation structure
     pool.commit()

@@ -1,7 +1,9 @@
 """Command line: `fe2 run | homogenize | mesh | plot | validate | schema | lattice | green-kubo | info`.
 
-User errors (bad config or mesh) print one line `error: ...` and exit with code 2; nothing is
-written. Under MPI every rank runs the command; rank 0 prints and writes.
+Every failure prints one line `error: ...`; the exit code says which kind (see
+:mod:`fe2.errors`): 1 the computation failed, or an internal error (its traceback goes to a
+log file named in the line); 2 invalid input, nothing written; 3 interrupted (SIGTERM/SIGINT);
+4 a file system error. Under MPI every rank runs the command; rank 0 prints and writes.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 from mpi4py import MPI
 
 import fe2
-from fe2.errors import Fe2Error, InputError, collectively
+from fe2.errors import Fe2Error, InputError, ResourceError, collectively, os_error_cause
 
 log = logging.getLogger("fe2")
 
@@ -88,9 +90,25 @@ def cmd_homogenize(args: argparse.Namespace, comm: MPI.Comm) -> int:
         raise InputError(
             f"{clashes[0]} exists; choose another --output or pass --overwrite to replace it"
         )
+    if output.exists() and not output.is_dir():
+        raise InputError(f"--output {output}: exists and is not a directory")
+    from fe2.io.hdf5 import silence_hdf5_diagnostics
+
+    silence_hdf5_diagnostics()
     result = run_homogenization(config, bcs=bcs, comm=comm)
+
+    def write() -> list[Path]:  # rank 0 writes; a file system error is raised on every rank
+        if comm.rank != 0:
+            return []
+        try:
+            return write_homogenization(result, output)
+        except (OSError, RuntimeError) as exc:  # RuntimeError: DOLFINx's XDMF/HDF5 writer
+            for tmp in output.glob(".*tmp*") if output.is_dir() else []:
+                tmp.unlink(missing_ok=True)
+            raise ResourceError(f"cannot write the results to {output}: {os_error_cause(exc)}") from None
+
+    paths = collectively(comm, write, errors=(ResourceError,))
     if comm.rank == 0:
-        paths = write_homogenization(result, output)
         paths += _plot(output)
         print(format_report(result))
         print(f"\nwrote {', '.join(str(p) for p in paths)}")
@@ -99,8 +117,11 @@ def cmd_homogenize(args: argparse.Namespace, comm: MPI.Comm) -> int:
 
 def cmd_run(args: argparse.Namespace, comm: MPI.Comm) -> int:
     from fe2.config import load_run_config
+    from fe2.io.hdf5 import silence_hdf5_diagnostics
+    from fe2.io.lock import OutputLock
     from fe2.io.macro_output import MacroOutput
     from fe2.macro.study import run_study
+    from fe2.stop import StopRequest
 
     config = load_run_config(args.config)
     output = Path(args.output) if args.output else Path("results") / Path(args.config).stem
@@ -111,15 +132,34 @@ def cmd_run(args: argparse.Namespace, comm: MPI.Comm) -> int:
             f"{clashes[0]} exists; choose another --output, pass --restart to continue that run "
             f"from its last checkpoint or --overwrite to replace it"
         )
-    summary = run_study(config, comm, output, restart=args.restart)
-    if comm.rank == 0:
-        _plot(output)
-        print(
-            f"{summary['status']}: {summary['completed_steps']} steps, "
-            f"{summary['newton_iterations']} macro Newton iterations, "
-            f"{summary['rve_solves']} RVE solves, {summary['wall_time']:.1f} s "
-            f"({summary['coupling']['mode']} coupling); results in {output}"
-        )
+    silence_hdf5_diagnostics()  # errors are reported as one line naming the file
+    lock = OutputLock(output, comm)
+    lock.acquire()  # exit 2 if another run uses the directory
+    refused = True
+    try:
+        with StopRequest().handling() as stop:  # also while plotting: a signal skips the plots
+            summary = run_study(config, comm, output, restart=args.restart, stop=stop)
+            refused = False
+            if comm.rank == 0:
+                if summary.get("nothing_to_do"):
+                    print(f"nothing to do: all {summary.get('steps')} steps of {output} are done; "
+                          "no file changed")
+                    return 0
+                if stop.signal is None:
+                    _plot(output)
+                print(
+                    f"{summary['status']}: {summary['completed_steps']} steps, "
+                    f"{summary['newton_iterations']} macro Newton iterations, "
+                    f"{summary['rve_solves']} RVE solves, {summary['wall_time']:.1f} s "
+                    f"({summary['coupling']['mode']} coupling); results in {output}"
+                )
+    except InputError:  # refused before writing: leave no trace
+        raise
+    except BaseException:
+        refused = False
+        raise
+    finally:
+        lock.release(remove_empty_directory=refused)
     return 0
 
 
@@ -275,27 +315,67 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _save_traceback(args: argparse.Namespace, comm: MPI.Comm) -> str:
+    """Write the traceback being handled to a log file; return its path ('' if none could be).
+
+    The file: next to ``--log-file`` if given, else in the output directory if it exists, else
+    in the working directory, else in the temporary directory; one per rank."""
+    import tempfile
+    import time
+    import traceback
+
+    name = f"fe2-traceback-{time.strftime('%Y%m%d-%H%M%S')}-rank{comm.rank}.log"
+    places = []
+    if getattr(args, "log_file", None):
+        places.append(Path(args.log_file).resolve().parent)
+    if getattr(args, "output", None) and Path(args.output).is_dir():
+        places.append(Path(args.output))
+    places += [Path.cwd(), Path(tempfile.gettempdir())]
+    text = f"fe2 {fe2.__version__}: {' '.join(sys.argv)}\n{traceback.format_exc()}"
+    for place in places:
+        try:
+            path = place / name
+            path.write_text(text)
+            return str(path)
+        except OSError:
+            continue
+    return ""
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `fe2` console script; returns the exit code."""
+    from fe2.errors import Interrupted
+
     comm = MPI.COMM_WORLD
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbosity, comm, getattr(args, "log_file", None))
+    from fe2.stop import interrupt_on_signals
+
     try:
-        return args.func(args, comm)
+        if args.func is cmd_run:  # the run handles the signals at its safe points
+            return args.func(args, comm)
+        with interrupt_on_signals():
+            return args.func(args, comm)
     except Fe2Error as exc:
         if comm.rank == 0:
             print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except Exception:
-        if comm.size == 1:
-            raise
-        # A bug on one rank would leave the others waiting in a collective: end the job.
-        import traceback
-
-        traceback.print_exc()
-        print(f"error: unexpected failure on rank {comm.rank}; aborting all ranks", file=sys.stderr)
+    except KeyboardInterrupt:  # a second Ctrl-C, or one outside a run's safe points
+        print(f"error: interrupted (rank {comm.rank})", file=sys.stderr)
         sys.stderr.flush()
-        comm.Abort(1)
+        if comm.size > 1:
+            comm.Abort(Interrupted.exit_code)
+        return Interrupted.exit_code
+    except Exception as exc:  # a bug: one line, the traceback in a file
+        path = _save_traceback(args, comm)
+        where = f"; traceback in {path}" if path else ""
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        rank = f" on rank {comm.rank}" if comm.size > 1 else ""
+        print(f"error: internal error{rank}: {type(exc).__name__}: {first}{where}", file=sys.stderr)
+        sys.stderr.flush()
+        if comm.size > 1:  # the other ranks may wait in a collective: end the job
+            comm.Abort(1)
+        return 1
 
 
 if __name__ == "__main__":

@@ -94,6 +94,57 @@ def mutated(draw):
     return kind, data, [str(p) for p in path if not isinstance(p, int)]
 
 
+def float_paths(node, prefix=()):
+    """Key paths of every float and of every list."""
+    found = []
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else []
+    for key, value in items:
+        path = prefix + (key,)
+        if isinstance(value, float):
+            found.append(("number", path))
+        elif isinstance(value, list):
+            found.append(("list", path))
+        found += float_paths(value, path)
+    return found
+
+
+NON_FINITE_OR_HUGE = st.sampled_from([float("nan"), float("inf"), float("-inf"), 1e308, -1e300, 1e16])
+
+
+@st.composite
+def non_finite_or_huge(draw):
+    """One number replaced by a non-finite or huge value, or one list by a huge list."""
+    kind = draw(st.sampled_from(sorted(STUDIES)))
+    data = json.loads(json.dumps(STUDIES[kind]))
+    what, path = draw(st.sampled_from(float_paths(data)))
+    *parents, last = path
+    node = data
+    for key in parents:
+        node = node[key]
+    if what == "number":
+        node[last] = draw(NON_FINITE_OR_HUGE)
+    else:  # a list longer than limits.list_length (lowered to keep the files small)
+        node[last] = [node[last][0]] * 51 if node[last] else [0.5] * 51
+        data["limits"] = {"list_length": 50}
+    return kind, data, [str(p) for p in path if not isinstance(p, int)], what
+
+
+@settings(max_examples=150, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(case=non_finite_or_huge())
+def test_non_finite_huge_numbers_and_lists_exit_2_naming_the_key(tmp_path, capsys, case):
+    """Every number of the schema finite and bounded, every list bounded: `fe2 validate`
+    refuses a NaN, an infinity, a magnitude beyond 1e15 or more items than limits.list_length,
+    naming the key."""
+    kind, data, names, what = case
+    config = tmp_path / "study.yaml"
+    config.write_text(yaml.safe_dump(data))
+    code = main(["validate", str(config)])
+    err = capsys.readouterr().err
+    assert code == 2, (names, err)
+    _check(code, err, names)
+
+
 def _check(code, err, names):
     assert code in (0, 2), err
     assert "Traceback" not in err

@@ -13,7 +13,6 @@ import sys
 import time
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 import yaml
@@ -24,6 +23,7 @@ from fe2.macro import checkpoint as checkpoint_module
 from fe2.macro.checkpoint import latest_checkpoint
 from fe2.macro.study import run_study
 from fe2.meshing.macro import generate_macro_mesh
+from field_files import last_values, read_h5, read_meshio
 from test_run import J2_LAW, RVE, STRIP, history, run, study
 
 comm = MPI.COMM_WORLD
@@ -68,10 +68,10 @@ def assert_same_history(rows, reference, *, rtol=1e-10, same_ranks=True):
                 assert float(row[key]) == pytest.approx(float(ref[key]), rel=rtol, abs=0), key
 
 
-def last_displacement(path: Path) -> np.ndarray:
-    with h5py.File(path.with_suffix(".h5"), "r") as f:
-        steps = f["Function/displacement"]
-        return np.asarray(steps[max(steps, key=lambda t: float(t.replace("_", ".")))])
+def snapshot(directory: Path) -> dict:
+    """Every file under a directory: (content, modification time)."""
+    return {str(p.relative_to(directory)): (p.read_bytes(), p.stat().st_mtime_ns)
+            for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
 @pytest.mark.parametrize("source", sorted(SOURCES))
@@ -91,17 +91,20 @@ def test_extending_a_finished_run_equals_the_uninterrupted_run(shared_tmp_path, 
         assert [r["residual_norms"] for r in history(out)] == [r["residual_norms"] for r in whole]
         summary = json.loads((out / "summary.json").read_text())
         assert summary["restarted_after_step"] == 2 and summary["status"] == "completed"
-        assert summary["field_files"] == ["fields.xdmf", "fields_from_step_3.xdmf"]
+        assert summary["field_files"] == ["fields.xdmf"]
         assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-000004"]
-        np.testing.assert_array_equal(
-            last_displacement(out / "fields_from_step_3.xdmf"),
-            last_displacement(shared_tmp_path / "whole" / "fields.xdmf"),
-        )
+        # one time series across both segments, equal to the uninterrupted run's at every step
+        _, _, steps = read_meshio(out / "fields.xdmf")
+        _, _, whole_steps = read_meshio(shared_tmp_path / "whole" / "fields.xdmf")
+        assert [t for t, _, _ in steps] == FULL
+        for (_, u, c), (_, u_ref, c_ref) in zip(steps, whole_steps):
+            np.testing.assert_array_equal(u["displacement"], u_ref["displacement"])
+            np.testing.assert_array_equal(c["stress"][0], c_ref["stress"][0])
         if source == "fe2":  # the probe's RVE fields continue in a new file too
             assert summary["probes"]["p"]["file"] == "rve_p_from_step_3.xdmf"
             np.testing.assert_array_equal(
-                last_displacement(out / "rve_p_from_step_3.xdmf"),
-                last_displacement(shared_tmp_path / "whole" / "rve_p.xdmf"),
+                last_values(out / "rve_p_from_step_3.xdmf", "displacement"),
+                last_values(shared_tmp_path / "whole" / "rve_p.xdmf", "displacement"),
             )
 
 
@@ -199,13 +202,12 @@ def test_restart_errors_and_edge_cases(shared_tmp_path, capsys):
     assert run(shared_tmp_path, study(material=SOURCES["j2 law"], steps=[0.3, 1.0]), "--restart")[0] == 2
     if comm.rank == 0:
         assert "steps: the checkpoint" in capsys.readouterr().err
-    # nothing left to do: outputs stay as they are
-    before = history(shared_tmp_path / "out") if comm.rank == 0 else None
+    # nothing left to do: every file stays as it is (content and modification time)
+    before = snapshot(shared_tmp_path / "out") if comm.rank == 0 else None
     assert run(shared_tmp_path, data, "--restart")[0] == 0
     if comm.rank == 0:
-        assert history(shared_tmp_path / "out") == before
-        assert not list((shared_tmp_path / "out").glob("fields_from_step_*"))
-    # another mesh in the same file: refused, naming the checkpoint
+        assert snapshot(shared_tmp_path / "out") == before
+    # another mesh in the same file: refused by its content, naming the checkpoint
     mesh = shared_tmp_path / "strip.msh"
     generate_macro_mesh(STRIP["generate"], comm, directory=shared_tmp_path, filename="strip.msh")
     on_file = {**data, "macro": {"mesh": {"file": str(mesh)}}}
@@ -214,7 +216,8 @@ def test_restart_errors_and_edge_cases(shared_tmp_path, capsys):
     generate_macro_mesh(finer, comm, directory=shared_tmp_path, filename="strip.msh")
     assert run(shared_tmp_path, {**on_file, "steps": FULL + [1.25]}, "--restart", out="file")[0] == 2
     if comm.rank == 0:
-        assert "does not match this study's mesh" in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert "belongs to another study: macro differ" in err and "compared by content" in err, err
     # --restart without a checkpoint starts from the beginning
     code, fresh = run(shared_tmp_path, data, "--restart", out="fresh")
     assert code == 0
@@ -255,19 +258,29 @@ def test_kill_9_at_random_moments_then_restart(tmp_path):
         assert process.returncode == -signal.SIGKILL
         latest = latest_checkpoint(out)
         resumed_from.append(latest.name if latest else None)
+        # the fields of every step in the index survive: complete, readable (meshio, h5py)
+        _, _, series = read_meshio(out / "fields.xdmf")
+        assert len(read_h5(out / "fields.xdmf")) >= len(series) >= len(history(out)) - 1
+        assert (out / ".fe2.lock").exists()  # left behind, stale: the restart takes it over
     result = subprocess.run([fe2, "run", str(config), "-o", str(out), "--restart"], env=env,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert "restart: continuing after step" in result.stdout
+    assert "restart: continuing after step" in result.stdout and "stale lock" in result.stdout + result.stderr
     assert any(resumed_from)
     assert_same_history(history(out), history(tmp_path / "whole"))
+    _, _, series = read_meshio(out / "fields.xdmf")
+    _, _, whole = read_meshio(tmp_path / "whole" / "fields.xdmf")
+    assert [t for t, _, _ in series] == [t for t, _, _ in whole] == steps
+    for (_, u, _), (_, u_ref, _) in zip(series, whole):
+        np.testing.assert_allclose(u["displacement"], u_ref["displacement"], rtol=0, atol=1e-10)
 
 
 @pytest.mark.skipif(comm.size > 1, reason="spawns the Slurm script; serial only")
 def test_slurm_script_requeues_near_the_time_limit_and_resumes(tmp_path):
     """The batch script, run by bash with a Slurm-like environment and a recording `scontrol`:
-    USR1 (time limit near) requeues the job; Slurm's kill ends it; the requeued job (same job
-    id, so the same output) resumes from the checkpoint and ends with the uninterrupted answer."""
+    USR1 (time limit near) stops the run cleanly (SIGTERM, exit code 3) and requeues the job;
+    the requeued job (same job id, so the same output) resumes from the checkpoint and ends
+    with the uninterrupted answer."""
     repo = Path(__file__).resolve().parents[1]
     submit = tmp_path / "submit"
     (submit / "bin").mkdir(parents=True)
@@ -292,12 +305,10 @@ def test_slurm_script_requeues_near_the_time_limit_and_resumes(tmp_path):
         time.sleep(0.02)
     assert job.poll() is None, job.stdout.read()
     job.send_signal(signal.SIGUSR1)  # Slurm's --signal=B:USR1@300
-    deadline = time.monotonic() + 30
-    while not calls.exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
+    output, _ = job.communicate(timeout=120)  # the run stops cleanly, then the job is requeued
+    assert job.returncode == 3, output
     assert calls.read_text().split() == ["requeue", "4242"]
-    os.killpg(job.pid, signal.SIGKILL)  # what Slurm does to the requeued job's processes
-    job.wait()
+    assert json.loads((out / "summary.json").read_text())["status"] == "interrupted"
     assert latest_checkpoint(out) is not None
     again = subprocess.run(["bash", *script], env={**env, "SLURM_RESTART_COUNT": "1"}, cwd=submit,
                            capture_output=True, text=True, timeout=600)

@@ -14,6 +14,7 @@ from mpi4py import MPI
 from fe2.cli import main
 from fe2.config import load_run_config
 from fe2.macro.study import run_study
+from field_files import last_values, read_h5, read_meshio
 
 REPO = Path(__file__).resolve().parents[1]
 comm = MPI.COMM_WORLD
@@ -75,15 +76,19 @@ def test_closed_form_run_writes_history_summary_and_fields(shared_tmp_path):
     assert summary["status"] == "completed" and summary["completed_steps"] == 3
     assert summary["coupling"]["mode"] == "law" and summary["rve_solves"] == 0
     assert summary["final_reactions"]["right"][0] == pytest.approx(right)
-    with h5py.File(out / "fields.h5", "r") as h5:
-        functions = set(h5["Function"])
-        assert {"displacement", "stress", "strain", "equivalent_plastic_strain"} <= functions
-        assert len(h5["Function/displacement"]) == 3  # one per step (fields_every: 1)
-        u = h5["Function/displacement"]
-        last = max(u, key=lambda name: float(name.replace("_", ".")))  # "0_5" is t = 0.5
-        assert np.abs(u[last][:, 0]).max() == pytest.approx(0.08)  # the pulled edge
-        p = h5["Function/equivalent_plastic_strain"][last][:]
-        assert p.max() > 0.01  # 4 % strain is far beyond yield (1.7 %)
+    points, cells, steps = read_meshio(out / "fields.xdmf")  # and the same files with h5py:
+    assert [t for t, _, _ in steps] == pytest.approx([1 / 3, 2 / 3, 1.0])  # fields_every: 1
+    assert len(cells) == 1 and cells[0].data.shape == (16, 3)
+    t, point_data, cell_data = steps[-1]
+    assert {"stress", "strain", "equivalent_plastic_strain"} <= set(cell_data)
+    u = point_data["displacement"]
+    assert np.abs(u[:, 0]).max() == pytest.approx(0.08)  # the pulled edge
+    assert np.abs(u[np.isclose(points[:, 0], 2.0), 0] - 0.08).max() < 1e-14
+    p = cell_data["equivalent_plastic_strain"][0]
+    assert p.max() > 0.01  # 4 % strain is far beyond yield (1.7 %)
+    by_step = read_h5(out / "fields.xdmf")
+    assert sorted(by_step) == [1, 2, 3]
+    np.testing.assert_array_equal(by_step[3]["displacement"], u)
     assert (out / "macro.msh").is_file()
 
 
@@ -254,6 +259,14 @@ def test_plots_and_roller_reactions(shared_tmp_path):
 
 def last_cell_values(h5: Path, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cell centroids, cell areas (triangles) and the values of a DG0 field at the last time."""
+    if h5.suffix == ".xdmf":  # a fe2 run field series
+        points, cells, _ = read_meshio(h5)
+        x, cells = points, cells[0].data
+        values = last_values(h5, name)
+        corners = x[cells][..., :2]
+        edges = corners[:, 1:] - corners[:, :1]
+        areas = 0.5 * np.abs(edges[:, 0, 0] * edges[:, 1, 1] - edges[:, 0, 1] * edges[:, 1, 0])
+        return corners.mean(axis=1), areas, values
     with h5py.File(h5, "r") as f:
         x, cells = f["Mesh/mesh/geometry"][:], f["Mesh/mesh/topology"][:]
         steps = f[f"Function/{name}"]
@@ -274,15 +287,15 @@ def test_probes_write_the_rve_fields_whose_average_is_the_macro_stress(shared_tm
     assert code == 0
     if comm.rank == 0:
         summary = json.loads((out / "summary.json").read_text())
-        macro_centroids, _, macro_stress = last_cell_values(out / "fields.h5", "stress")
+        macro_centroids, _, macro_stress = last_cell_values(out / "fields.xdmf", "stress")
         for name, probe in summary["probes"].items():
             assert probe["file"] == f"rve_{name}.xdmf" and (out / probe["file"]).is_file()
             cell = int(np.argmin(np.linalg.norm(macro_centroids - probe["point"], axis=1)))
             assert np.linalg.norm(macro_centroids[cell] - probe["point"]) < 1e-12  # the centroid
-            _, areas, rve_stress = last_cell_values(out / f"rve_{name}.h5", "stress")
+            _, areas, rve_stress = last_cell_values(out / f"rve_{name}.xdmf", "stress")
             average = areas @ rve_stress / areas.sum()
             np.testing.assert_allclose(average, macro_stress[cell], rtol=0, atol=1e-10 * np.abs(average).max())
-            _, _, p = last_cell_values(out / f"rve_{name}.h5", "equivalent_plastic_strain")
+            _, _, p = last_cell_values(out / f"rve_{name}.xdmf", "equivalent_plastic_strain")
             assert p.max() > 0
         assert summary["probes"]["corner"]["point"] != summary["probes"]["far"]["point"]
     # closed-form points have no RVE: refused naming the key

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from fe2.config.base import ConfigModel, load_config
+from fe2.config.base import ConfigModel, Limits, load_config
 from fe2.config.materials import Phase, check_phases, with_default_laws
 from fe2.config.rve import MeshSource, RveOptions, SolverOptions
 
@@ -110,6 +110,7 @@ class HomogenizeConfig(ConfigModel):
     load_path: LoadPath | None = Field(
         None, description="apply a sequence of macro strains (nonlinear phases)"
     )
+    limits: Limits = Limits()
 
     @model_validator(mode="before")
     @classmethod
@@ -122,6 +123,10 @@ class HomogenizeConfig(ConfigModel):
     def _consistent(self) -> HomogenizeConfig:
         check_phases(self.phases, self.physics)
         path = self.load_path
+        if path is not None and path.num_steps > self.limits.steps:
+            raise ValueError(
+                f"load_path: {path.num_steps} steps; at most limits.steps = {self.limits.steps}"
+            )
         if path is not None and path.fields_at is not None:
             bad = [s for s in path.fields_at if not 1 <= s <= path.num_steps]
             if bad:

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from fe2.config.base import ConfigModel, load_config
+from fe2.config.base import ConfigModel, Limits, load_config
 from fe2.config.materials import Phase, check_law, check_phases, with_default_laws
 from fe2.config.rve import BATCH_DESCRIPTION, Batch, MeshSource, NewtonConfig, SolverOptions, existing_file
 from fe2.meshing.macro import MacroMeshSpec
@@ -134,6 +134,11 @@ class ParallelConfig(ConfigModel):
         "re-assigned from their measured cost",
     )
 
+    @field_validator("balancing", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        return "off" if value is False else value  # YAML 1.1 reads a bare `off` as false
+
 
 class OutputConfig(ConfigModel):
     """What is written besides history.csv and summary.json."""
@@ -168,7 +173,7 @@ class CheckpointConfig(ConfigModel):
 
 #: Sections that may change when a run is restarted from a checkpoint (``steps`` only by
 #: appending load factors).
-RESTART_SAFE = ("steps", "parallel", "output", "checkpoint")
+RESTART_SAFE = ("steps", "parallel", "output", "checkpoint", "limits")
 
 
 class RunConfig(ConfigModel):
@@ -188,6 +193,7 @@ class RunConfig(ConfigModel):
     parallel: ParallelConfig = ParallelConfig()
     output: OutputConfig = OutputConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
+    limits: Limits = Limits()
 
     @model_validator(mode="before")
     @classmethod
@@ -217,6 +223,9 @@ class RunConfig(ConfigModel):
                 raise ValueError("steps: load factors must be positive and increasing")
         elif self.steps < 1:
             raise ValueError("steps: the number of steps must be >= 1")
+        count = len(self.steps) if isinstance(self.steps, list) else self.steps
+        if count > self.limits.steps:
+            raise ValueError(f"steps: {count} load steps; at most limits.steps = {self.limits.steps}")
         return self
 
     def study_identity(self) -> dict:

@@ -93,7 +93,7 @@ def run_homogenization(
                                             batch=config.rve.batch)
                 continue
             rve = make_rve_solver(model, bc, batch=config.rve.batch, newton=newton,
-                                  petsc_options=solver.petsc_options)
+                                  petsc_options=solver.petsc_options, single=True)
             try:
                 fields_at = config.load_path.fields_at or [config.load_path.num_steps]
                 mine[bc] = run_load_path(

@@ -1,6 +1,7 @@
 """Outputs of `fe2 run`: XDMF fields, history.csv (rewritten after every step), summary.json.
 
-Fields (ParaView, time = load factor): the displacement (P1; interpolated for P2); per cell
+Fields (``fields.xdmf`` with one HDF5 file per step in ``fields/``, see
+:mod:`fe2.io.field_series`; ParaView and meshio, time = load factor): the displacement (P1; interpolated for P2); per cell
 (DG0) the macro stress and strain averaged over the cell's quadrature points as 3 x 3 tensors
 (in 2D the in-plane components, out-of-plane entries 0; Cauchy stress and small strain, or
 P and F at finite strain); and the point outputs of the constitutive source averaged per cell
@@ -17,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 from dolfinx import fem
-from dolfinx.io import XDMFFile
 
+from fe2.errors import ResourceError, collectively, os_error_cause
+from fe2.io.field_series import FieldSeries
 from fe2.macro.problem import MacroProblem
 from fe2.macro.stepping import StepRecord
 from fe2.io.probes import RveProbes
@@ -34,25 +36,45 @@ CELL_REDUCTION = {
 
 
 def _atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` via a temporary file renamed when complete; OSError -> ResourceError
+    naming the path (no temporary file left)."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise ResourceError(f"cannot write {path}: {os_error_cause(exc)}") from None
+
+
+def _finite(value):
+    """JSON-safe: non-finite floats become None (JSON has no NaN)."""
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 class MacroOutput:
     """Writes the outputs of one run into ``directory`` (collective; rank 0 writes text).
 
-    A restarted run passes the history rows of the steps already done and writes its fields
-    to a new file (``fields_file``): the file of the killed run may end mid-write. With
-    ``fields_file`` None no fields are written (a restart with no step left). ``probes``
-    writes RVE fields whenever the macro fields are written.
+    A restarted run passes the history rows of the steps already done and the step it
+    continues after (``resume_after``): the field series keeps its steps up to there and
+    continues. ``probes`` writes RVE fields whenever the macro fields are written. File system
+    errors raise :class:`ResourceError` naming the path.
     """
 
-    FILES = ("fields.xdmf", "history.csv", "summary.json", "checkpoints")
+    FILES = ("fields.xdmf", "fields", "history.csv", "summary.json", "checkpoints")
 
     def __init__(
         self, problem: MacroProblem, directory: Path, *, fields_every: int, num_steps: int,
-        fields_file: str | None = "fields.xdmf", rows: list[dict] | None = None,
+        resume_after: int | None = None, rows: list[dict] | None = None,
         probes: RveProbes | None = None,
     ):
         self.problem, self.directory = problem, Path(directory)
@@ -68,11 +90,8 @@ class MacroOutput:
         self.strain = fem.Function(tensor, name="strain")
         self.scalar_space = fem.functionspace(mesh, ("DG", 0))
         self.point_outputs: dict[str, fem.Function] = {}
-        self.fields_file, self.probes = fields_file, probes
-        self.xdmf = None
-        if fields_file is not None:
-            self.xdmf = XDMFFile(self.comm, str(self.directory / fields_file), "w")
-            self.xdmf.write_mesh(mesh)
+        self.probes = probes
+        self.series = FieldSeries(mesh, self.directory, "fields", keep_until=resume_after)
         self.rows: list[dict] = list(rows or [])
 
     # ------------------------------------------------------------------ fields
@@ -95,7 +114,7 @@ class MacroOutput:
         """Write per-cell values (cells, ...) of the owned cells into a DG0 function."""
         set_cell_values(function, values)
 
-    def write_fields(self, time: float) -> None:
+    def write_fields(self, step: int, time: float) -> None:
         problem, forms = self.problem, self.problem.forms
         cells, nq = forms.num_cells, forms.num_qp
         if self._interpolate:
@@ -112,8 +131,8 @@ class MacroOutput:
             reduce = CELL_REDUCTION.get(name)
             cell_values = reduce(per_point, axis=1) if reduce else self._cell_mean(per_point)
             self._set_cells(self.point_outputs[name], cell_values)
-        for function in (self.displacement, self.stress, self.strain, *self.point_outputs.values()):
-            self.xdmf.write_function(function, time)
+        self.series.write(step, time, node_fields=[self.displacement],
+                          cell_fields=[self.stress, self.strain, *self.point_outputs.values()])
         if self.probes is not None:
             self.probes.write(time)
 
@@ -145,19 +164,27 @@ class MacroOutput:
         self.rows.append(self.history_row(record))
         last = record.step == self.num_steps
         due = fields or last or (self.fields_every and record.step % self.fields_every == 0)
-        if due and self.xdmf is not None:
-            self.write_fields(record.load_factor)
-        if self.comm.rank == 0:
-            out = io.StringIO()
-            writer = csv.DictWriter(out, fieldnames=list(self.rows[0]), lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(self.rows)
-            _atomic_write(self.directory / "history.csv", out.getvalue())
+        if due:
+            self.write_fields(record.step, record.load_factor)
+
+        def write() -> None:
+            if self.comm.rank == 0:
+                out = io.StringIO()
+                writer = csv.DictWriter(out, fieldnames=list(self.rows[0]), lineterminator="\n")
+                writer.writeheader()
+                writer.writerows(self.rows)
+                _atomic_write(self.directory / "history.csv", out.getvalue())
+
+        collectively(self.comm, write, errors=(ResourceError,))
 
     def write_summary(self, summary: dict) -> None:
-        if self.comm.rank == 0:
-            _atomic_write(self.directory / "summary.json", json.dumps(summary, indent=2) + "\n")
+        """Write summary.json (rank 0); non-finite numbers become null (valid JSON)."""
+        text = json.dumps(_finite(summary), indent=2, allow_nan=False) + "\n"
+        collectively(
+            self.comm,
+            lambda: _atomic_write(self.directory / "summary.json", text) if self.comm.rank == 0 else None,
+            errors=(ResourceError,),
+        )
 
     def close(self) -> None:
-        if self.xdmf is not None:
-            self.xdmf.close()
+        """Nothing stays open between steps (every step file is closed when written)."""

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fe2.errors import InputError
+from fe2.errors import InputError, ResourceError, collectively, os_error_cause
 from fe2.io.rve_fields import RveFields, Snapshot
 from fe2.macro.problem import MacroProblem
 from fe2.material_point import ProbesUnsupported
@@ -71,10 +71,18 @@ class RveProbes:
         fields = self.problem.points.probe_fields()
         mine = {name: fields[i] for name, i in self.home.items() if i in fields}
         gathered = self.comm.gather(mine, root=0)
-        if self.comm.rank != 0:
-            return
-        found = {name: snap for part in gathered for name, snap in part.items()}
-        for name, snapshots in self.snapshots.items():
-            if name in found:
-                snapshots.append((time, found[name]))
-                self.writer.write(self.directory / self.located[name]["file"], snapshots)
+
+        def write() -> None:  # rank 0; a file system error is raised on every rank
+            if self.comm.rank != 0:
+                return
+            found = {name: snap for part in gathered for name, snap in part.items()}
+            for name, snapshots in self.snapshots.items():
+                if name in found:
+                    snapshots.append((time, found[name]))
+                    path = self.directory / self.located[name]["file"]
+                    try:
+                        self.writer.write(path, snapshots)
+                    except OSError as exc:
+                        raise ResourceError(f"cannot write {path}: {os_error_cause(exc)}") from None
+
+        collectively(self.comm, write, errors=(ResourceError,))

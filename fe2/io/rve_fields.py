@@ -1,4 +1,4 @@
-"""RVE fields for ParaView: snapshots of states, written together as one XDMF file.
+"""RVE fields for ParaView and meshio: snapshots of states, written together as one XDMF file.
 
 Fields (``snapshot``): the total displacement u = (macro part) + w, or the temperature, as a
 P1 function; the stress (Cauchy sigma, Piola P, or the flux) averaged over each cell (DG0,
@@ -16,9 +16,8 @@ from pathlib import Path
 import numpy as np
 import ufl
 from dolfinx import fem
-from dolfinx.io import XDMFFile
-from mpi4py import MPI
 
+from fe2.io.field_series import write_series_file
 from fe2.rve.model import History, RveModel
 from fe2.tensors import from_mandel
 
@@ -88,20 +87,23 @@ class RveFields:
         }
 
     def write(self, path: Path, snapshots: list[tuple[float, Snapshot]]) -> None:
-        """Write snapshots (time, fields) to one XDMF file (+ .h5), atomically."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.stem}.tmp.xdmf")
-        with XDMFFile(MPI.COMM_SELF, str(tmp), "w") as xdmf:
-            xdmf.write_mesh(self.model.mesh)
-            for time, snapshot in snapshots:
-                for name, function in self.functions.items():
-                    if name == self.primary:
-                        function.x.array[:] = snapshot[name]
-                    else:
-                        set_cell_values(function, snapshot[name].reshape(self.model.num_cells, -1))
-                    xdmf.write_function(function, time)
-        # The .xdmf refers to its .h5 by name: rename the heavy data first, then fix the link.
-        tmp.with_suffix(".h5").replace(path.with_suffix(".h5"))
-        text = tmp.read_text().replace(tmp.with_suffix(".h5").name, path.with_suffix(".h5").name)
-        path.write_text(text)
-        tmp.unlink()
+        """Write snapshots (time, fields) to one XDMF file (+ .h5), atomically (the layout of
+        :func:`fe2.io.field_series.write_series_file`: ParaView, meshio, h5py).
+
+        Raises:
+            OSError: the file system refused (no temporary file is left).
+        """
+        centers = {name: "Node" if name == self.primary else "Cell" for name in self.functions}
+        series = []
+        for time, snapshot in snapshots:
+            functions = {}
+            for name, function in self.functions.items():
+                copy = function.copy()
+                copy.name = name
+                if name == self.primary:
+                    copy.x.array[:] = snapshot[name]
+                else:
+                    set_cell_values(copy, snapshot[name].reshape(self.model.num_cells, -1))
+                functions[name] = copy
+            series.append((time, functions))
+        write_series_file(Path(path), self.model.mesh, series, centers)

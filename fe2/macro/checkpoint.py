@@ -12,7 +12,14 @@ Layout, in ``OUTPUT/checkpoints/``::
 Atomic: every rank writes and fsyncs its part into the temporary directory; after all parts
 exist, rank 0 writes meta.json and renames the directory to ``step-NNNNNN`` (an atomic
 rename), and only then removes the older checkpoints. A ``step-*`` directory is therefore
-complete, and a job killed at any moment leaves the previous checkpoint valid.
+complete, and a job killed at any moment leaves the previous checkpoint valid. A write that
+fails (full or read-only file system) removes its temporary directory and raises
+:class:`~fe2.errors.ResourceError` on every rank; the previous checkpoint stays valid.
+
+The study a checkpoint belongs to (:func:`study_identity`) is the config without the sections a
+restart may change, with every input file (meshes) replaced by the SHA-256 of its content: a
+mesh file replaced at the same path is another study, a study directory moved elsewhere is
+the same one.
 
 Restore works on any number of ranks (N-to-M): every rank reads every part and keeps the
 cells it holds now, matched by original cell index -- the same for any partition of the same
@@ -33,13 +40,68 @@ import numpy as np
 from mpi4py import MPI
 
 import fe2
-from fe2.errors import InputError
+from fe2.errors import InputError, ResourceError, os_error_cause
 from fe2.macro.problem import MacroProblem
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2  # 2: input files identified by content (1: by absolute path)
 DIRECTORY = "checkpoints"
+
+
+def _files(node, found: dict) -> dict:
+    """Every Path value of a validated config (recursively), as str -> Path."""
+    from pydantic import BaseModel
+
+    if isinstance(node, Path):
+        found[str(node)] = node
+    elif isinstance(node, BaseModel):
+        for name in type(node).model_fields:
+            _files(getattr(node, name), found)
+    elif isinstance(node, dict):
+        for value in node.values():
+            _files(value, found)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            _files(value, found)
+    return found
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def study_identity(config, comm: MPI.Comm) -> dict:
+    """``config.study_identity()`` with each input file path replaced by
+    ``{"sha256": ..., "name": ...}`` of its content (read on rank 0; collective)."""
+    identity = config.study_identity()
+    paths = _files(config, {})
+    digests, error = {}, ""
+    if comm.rank == 0:
+        try:
+            digests = {key: {"sha256": _sha256(path), "name": path.name} for key, path in paths.items()}
+        except OSError as exc:
+            error = f"cannot read {exc.filename}: {exc.strerror}"
+    digests, error = comm.bcast((digests, error))
+    if error:
+        raise InputError(error)
+
+    def replace(node):
+        if isinstance(node, str) and node in digests:
+            return digests[node]
+        if isinstance(node, dict):
+            return {k: replace(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [replace(v) for v in node]
+        return node
+
+    return replace(identity)
 
 
 def checkpoint_root(output: Path) -> Path:
@@ -87,8 +149,11 @@ def _fsync_directory(path: Path) -> None:
 def write_checkpoint(problem: MacroProblem, output: Path, meta: dict) -> Path | None:
     """Write the committed state after load step ``meta['step']`` (collective).
 
-    Returns the checkpoint directory, or None (with a warning) if it could not be written: the
-    run goes on and the previous checkpoint stays the valid one.
+    Returns the checkpoint directory.
+
+    Raises:
+        ResourceError: it could not be written (on every rank); its temporary directory is
+            removed and the previous checkpoint stays the valid one.
     """
     comm = problem.comm
     root = checkpoint_root(output)
@@ -108,13 +173,13 @@ def write_checkpoint(problem: MacroProblem, output: Path, meta: dict) -> Path | 
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
         except OSError as exc:
-            error = str(exc)
+            error = os_error_cause(exc)
     error = comm.bcast(error)
     if not error:
         try:
             _write_bytes(tmp / f"rank-{comm.rank:05d}.pkl", pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL))
         except OSError as exc:
-            error = f"rank {comm.rank}: {exc}"
+            error = f"rank {comm.rank}: {os_error_cause(exc)}"
         error = next((e for e in comm.allgather(error) if e), "")
     if not error and comm.rank == 0:
         try:
@@ -128,12 +193,13 @@ def write_checkpoint(problem: MacroProblem, output: Path, meta: dict) -> Path | 
                 if old != final:
                     shutil.rmtree(old, ignore_errors=True)
         except OSError as exc:
-            error = str(exc)
+            error = os_error_cause(exc)
     error = comm.bcast(error)
     if error:
         if comm.rank == 0:
-            log.warning("could not write the checkpoint %s (%s); the previous one stays valid", final, error)
-        return None
+            shutil.rmtree(tmp, ignore_errors=True)
+        comm.barrier()
+        raise ResourceError(f"cannot write the checkpoint {final} ({error}); the previous one stays valid")
     return final
 
 
@@ -203,7 +269,8 @@ def check_compatible(meta: dict, study: dict, targets: list[float], path: Path) 
     if differ:
         raise InputError(
             f"checkpoint {path} belongs to another study: {', '.join(differ)} differ "
-            f"(only steps, parallel, output and checkpoint may change on a restart)"
+            f"(only steps, parallel, output, checkpoint and limits may change on a restart; input "
+            f"files are compared by content)"
         )
     done = meta["completed_targets"]
     if len(done) > len(targets) or not np.allclose(done, targets[: len(done)], rtol=1e-12, atol=0):

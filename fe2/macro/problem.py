@@ -11,7 +11,8 @@ Ebar_q = reference + strain(U) (Mandel sym grad U; or F = I + grad U, row-major)
     J du = -R,   J(du, v) = sum_q strain(du) . C_q strain(v) dV_q,
 
 converged when |R|_free <= atol + rtol * max(|R|, |lambda F_ext|), |R| including the
-reaction forces at the Dirichlet dofs (a scale-free test). Material-point failures are
+reaction forces at the Dirichlet dofs (a scale-free test), or when |R|_free is at the
+round-off floor of its terms (:mod:`fe2.convergence`). Material-point failures are
 reduced over all ranks: every rank sees the same outcome.
 """
 
@@ -31,6 +32,7 @@ from dolfinx.fem.petsc import assemble_matrix, assemble_vector, create_matrix, s
 from mpi4py import MPI
 from petsc4py import PETSc
 
+from fe2.convergence import converged, residual_terms
 from fe2.fem.quadrature_forms import QuadratureForms
 from fe2.material_point import MaterialPointFailure, MaterialPoints
 from fe2.rve.micro_solver import NewtonOptions
@@ -191,6 +193,13 @@ class MacroProblem:
             return next(m for m in self.comm.allgather(message) if m)
         return ""
 
+    def _residual_terms(self) -> float:
+        """Size of the terms of the residual over all ranks (round-off floor; collective)."""
+        forms = self.forms
+        strain = self.macro_strains().reshape(forms.stress_qp.shape)
+        local = residual_terms(forms.tangent_qp, strain, forms.dV, dim=self.mesh.topology.dim)
+        return float(np.sqrt(self.comm.allreduce(local**2, op=MPI.SUM)))
+
     def _assemble_residual(self, load_factor: float) -> None:
         with self.R.localForm() as local:
             local.set(0.0)
@@ -231,7 +240,8 @@ class MacroProblem:
                 self.monitor(load_factor, iteration, norm)
             if not np.isfinite(norm):
                 return NewtonResult(False, iteration, norms, evaluations, "residual is not finite", seconds)
-            if norm <= newton.atol + newton.rtol * max(full, external):
+            if converged(norm, atol=newton.atol, rtol=newton.rtol, scale=max(full, external),
+                         terms=self._residual_terms()):
                 return NewtonResult(True, iteration, norms, evaluations, "", seconds)
             if iteration == newton.max_iterations:
                 break

@@ -10,7 +10,6 @@ iteration (concurrent). The log says which mode ran and why.
 from __future__ import annotations
 
 import logging
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -21,38 +20,38 @@ from mpi4py import MPI
 
 import fe2
 from fe2.config.run import RunConfig
-from fe2.coupling.factory import coupling
-from fe2.errors import ComputationError, InputError, collectively
+from fe2.coupling.factory import Coupling, coupling
+from fe2.errors import ComputationError, Fe2Error, InputError, Interrupted, ResourceError, collectively
 from fe2.io.macro_output import MacroOutput
 from fe2.io.probes import RveProbes
 from fe2.io.progress import RunStatus
+from fe2.macro.checkpoint import study_identity, write_checkpoint
 from fe2.macro.lattice_stability import StabilityMonitor
-from fe2.macro.checkpoint import (
-    check_compatible, checkpoint_root, latest_checkpoint, read_meta, restore_checkpoint, write_checkpoint,
-)
 from fe2.macro.problem import Dirichlet, MacroProblem, Traction
+from fe2.macro.resume import checkpoint_to_resume, existing_summary, start_writing
 from fe2.macro.stepping import StepRecord, run_load_steps
 from fe2.meshing.macro import MacroMesh, generate_macro_mesh, read_macro_mesh
 from fe2.rve.micro_solver import NewtonOptions
 from fe2.rve.physics import make_physics
+from fe2.stop import StopRequest
 
 log = logging.getLogger(__name__)
 
 COMPONENTS = {"x": 0, "y": 1, "z": 2, "all": None}
 
 
-def load_macro_mesh(config: RunConfig, comm: MPI.Comm, output: Path) -> MacroMesh:
-    """Read, or generate (rank 0, saved as output/macro.msh) and read, the macro mesh."""
+def load_macro_mesh(config: RunConfig, comm: MPI.Comm) -> tuple[MacroMesh, bytes | None]:
+    """Read, or generate (rank 0, in a temporary directory) and read, the macro mesh; returns
+    it and, if generated, the content of its .msh file (on rank 0; written to the output only
+    when the run starts writing)."""
     source = config.macro.mesh
     try:
         if source.file is not None:
-            return read_macro_mesh(source.file, comm)
+            return read_macro_mesh(source.file, comm), None
         with tempfile.TemporaryDirectory(prefix="fe2-") as tmp:
             mesh = generate_macro_mesh(source.generate, comm, directory=tmp, filename="macro.msh")
-            if comm.rank == 0:
-                output.mkdir(parents=True, exist_ok=True)
-                shutil.copy(Path(tmp) / "macro.msh", output / "macro.msh")
-            return mesh
+            content = (Path(tmp) / "macro.msh").read_bytes() if comm.rank == 0 else None
+            return mesh, content
     except (ValueError, OSError, RuntimeError) as exc:
         key = "macro.mesh.file" if source.file is not None else "macro.mesh.generate"
         raise InputError(f"{key}: {exc}") from None
@@ -115,40 +114,22 @@ def _reactions(row: dict) -> dict[str, list[float]]:
     return forces
 
 
-def _resume(config: RunConfig, problem: MacroProblem, output: Path, restart: bool) -> dict | None:
-    """With ``restart``, restore the newest complete checkpoint in ``output`` and return its
-    meta data; without (or with none), clear the restart files of earlier runs (collective)."""
-    comm = problem.comm
-    path = comm.bcast(latest_checkpoint(output) if comm.rank == 0 else None)
-    if restart and path is not None:
-        meta = read_meta(path, comm)
-        check_compatible(meta, config.study_identity(), config.load_factors, path)
-        restore_checkpoint(problem, path, meta)
-        if comm.rank == 0:
-            log.info("restart: continuing after step %d (load factor %.6g) from %s, written by %d rank(s)",
-                     meta["step"], meta["load_factor"], path, meta["ranks"])
-        return meta
-    if comm.rank == 0:
-        if restart:
-            log.info("restart: no checkpoint in %s; starting from the beginning", output)
-        shutil.rmtree(checkpoint_root(output), ignore_errors=True)
-        for stale in output.glob("*_from_step_*"):  # fields of restarted runs
-            stale.unlink()
-    comm.barrier()
-    return None
-
-
-def run_study(config: RunConfig, comm: MPI.Comm, output: Path, *, restart: bool = False) -> dict:
+def run_study(config: RunConfig, comm: MPI.Comm, output: Path, *, restart: bool = False,
+              stop: StopRequest | None = None) -> dict:
     """Run a macro study, writing into ``output``; returns the summary (collective).
 
     ``restart``: continue from the newest complete checkpoint in ``output`` (if any), on any
-    number of ranks.
+    number of ranks. Nothing is written before every check has passed (meshes, supports,
+    coupling, the checkpoint's study); a restart with no step left writes nothing. ``stop``:
+    SIGTERM/SIGINT flag looked at every macro Newton iteration (the step is abandoned) and
+    after every step (a checkpoint is written): :class:`Interrupted` after the summary
+    (status ``interrupted``).
     """
     start = time.perf_counter()
-    macro = load_macro_mesh(config, comm, output)
+    macro, mesh_file = load_macro_mesh(config, comm)
     physics = make_physics(config.physics, macro.dim)
     dirichlet, tractions, body = collectively(comm, lambda: supports_and_loads(config, macro), errors=(InputError,))
-    monitor = StabilityMonitor(config, comm, macro.dim)  # a lattice of the wrong dimension: InputError
+    stability = StabilityMonitor(config, comm, macro.dim)  # a lattice of the wrong dimension: InputError
     source = coupling(config, macro, physics, comm)
     if comm.rank == 0:
         log.info("coupling: %s (%s)", source.mode, source.reason)
@@ -158,7 +139,19 @@ def run_study(config: RunConfig, comm: MPI.Comm, output: Path, *, restart: bool 
         dirichlet=dirichlet, tractions=tractions, body_force=body,
         newton=NewtonOptions(**solver.newton.model_dump()), petsc_options=solver.petsc_options,
     )
-    monitor.locate(problem.forms.quadrature_coordinates().reshape(problem.num_points, macro.dim))
+    stability.locate(problem.forms.quadrature_coordinates().reshape(problem.num_points, macro.dim))
+    try:
+        return _run(config, problem, macro, source, stability, output, restart=restart, stop=stop,
+                    mesh_file=mesh_file, start=start)
+    finally:
+        problem.destroy()
+
+
+def _run(config: RunConfig, problem: MacroProblem, macro: MacroMesh, source: Coupling,
+         stability: StabilityMonitor, output: Path, *, restart: bool, stop: StopRequest | None,
+         mesh_file: bytes | None, start: float) -> dict:
+    comm = problem.comm
+    solver = config.solver
     targets = config.load_factors
     points = comm.allreduce(problem.num_points, op=MPI.SUM)
     cells = macro.mesh.topology.index_map(macro.dim).size_global
@@ -166,39 +159,68 @@ def run_study(config: RunConfig, comm: MPI.Comm, output: Path, *, restart: bool 
     if comm.rank == 0:
         log.info("macro mesh: %d cells, %d dofs, %d quadrature points on %d rank(s); %d load steps",
                  cells, dofs, points, comm.size, len(targets))
-    output.mkdir(parents=True, exist_ok=True)
-    resumed = _resume(config, problem, output, restart)
-    monitor.restore(resumed.get("lattice_stability") if resumed else None)
+    identity = study_identity(config, comm)
+    resumed = checkpoint_to_resume(config, problem, output, restart, identity)
+    stability.restore(resumed.get("lattice_stability") if resumed else None)
     done = resumed["step"] if resumed else 0
-    field_files = resumed["field_files"] if resumed else []
-    fields_file = None if done == len(targets) else ("fields.xdmf" if not done else f"fields_from_step_{done + 1}.xdmf")
+    summary = {
+        "fe2_version": fe2.__version__,
+        "physics": config.physics,
+        "coupling": {"mode": source.mode, "reason": source.reason},
+        "ranks": comm.size,
+        "macro": {"cells": cells, "dofs": dofs, "quadrature_points": points, "degree": config.macro.degree},
+        "steps": len(targets),
+        "field_files": ["fields.xdmf"],
+    }
+    if done == len(targets):  # leave every file as it is
+        if comm.rank == 0:
+            log.info("restart: every load step is done already; nothing to compute, nothing written")
+        rows = resumed["history"]
+        return existing_summary(output, comm, {
+            **summary, "status": "completed", "completed_steps": len(rows),
+            "newton_iterations": sum(int(r["newton_iterations"]) for r in rows),
+            "rve_solves": sum(int(r["rve_solves"]) for r in rows), "wall_time": 0.0,
+        })
     probes = None
-    if fields_file is None and comm.rank == 0:
-        log.info("restart: every load step is done already; nothing to compute")
-    if config.output.probes and fields_file is not None:
+    if config.output.probes:
         suffix = "" if not done else f"_from_step_{done + 1}"
         probes = RveProbes(problem, config.output.probes, output, suffix)  # errors: the same on all ranks
+    start_writing(output, comm, fresh=resumed is None, mesh_file=mesh_file)
     writer = MacroOutput(
         problem, output, fields_every=config.output.fields_every, num_steps=len(targets),
-        fields_file=fields_file, rows=resumed["history"] if resumed else None, probes=probes,
+        resume_after=done if resumed else None, rows=resumed["history"] if resumed else None, probes=probes,
     )
-    if fields_file is not None:
-        field_files = [*field_files, fields_file]
     every = config.checkpoint.every
     status = RunStatus.attach(problem, len(targets), done, start)  # live line on a terminal
+    if stop is not None:  # a safe point at every macro Newton iteration: abandon the step
+        status_monitor = problem.monitor
+
+        def monitor(load_factor: float, iteration: int, norm: float) -> None:
+            if status_monitor is not None:
+                status_monitor(load_factor, iteration, norm)
+            if name := stop.agreed(comm):
+                raise Interrupted(f"interrupted by {name} during the load step to {load_factor:.6g} (abandoned); "
+                                  "fe2 run --restart continues")
+
+        problem.monitor = monitor
+    checkpointed = [done if resumed else 0]
+
+    def checkpoint(record: StepRecord) -> None:
+        write_checkpoint(problem, output, {
+            "step": record.step, "load_factor": record.load_factor,
+            "completed_targets": targets[: record.step], "history": writer.rows,
+            "field_files": summary["field_files"], "study": identity,
+            "lattice_stability": stability.state(),
+        })
+        checkpointed[0] = record.step
 
     def progress(record: StepRecord) -> None:
         if status is not None:
             status.step_done(record.step)
-        stop = monitor.check(record, problem.points.point_fields)
-        writer.write_step(record, fields=stop)
+        unstable = stability.check(record, problem.points.point_fields)
+        writer.write_step(record, fields=unstable)
         if every and (record.step % every == 0 or record.step == len(targets)):
-            write_checkpoint(problem, output, {
-                "step": record.step, "load_factor": record.load_factor,
-                "completed_targets": targets[: record.step], "history": writer.rows,
-                "field_files": field_files, "study": config.study_identity(),
-                "lattice_stability": monitor.state(),
-            })
+            checkpoint(record)
         if comm.rank == 0:
             elapsed = time.perf_counter() - start
             remaining = elapsed / (record.step - done) * (len(targets) - record.step)
@@ -212,30 +234,29 @@ def run_study(config: RunConfig, comm: MPI.Comm, output: Path, *, restart: bool 
                 f" (moved {record.moved_points})" if record.moved_points else "",
                 record.seconds, elapsed, remaining,
             )
-        if stop:
-            raise monitor.error()
+        if unstable:
+            raise stability.error()
+        if stop is not None and record.step < len(targets) and (name := stop.agreed(comm)):
+            if every and checkpointed[0] != record.step:  # the step is complete: keep it
+                checkpoint(record)
+            raise Interrupted(f"interrupted by {name} after load step {record.step}; fe2 run --restart continues")
 
-    summary = {
-        "fe2_version": fe2.__version__,
-        "physics": config.physics,
-        "coupling": {"mode": source.mode, "reason": source.reason},
-        "ranks": comm.size,
-        "macro": {"cells": cells, "dofs": dofs, "quadrature_points": points, "degree": config.macro.degree},
-        "steps": len(targets),
-        "field_files": field_files,
-    }
     if resumed:
         summary["restarted_after_step"] = done
     if probes is not None:
         summary["probes"] = probes.located
-    failure: ComputationError | None = None
+    failure: Fe2Error | None = None
     try:
         run_load_steps(
             problem, targets, max_cutbacks=solver.max_cutbacks, on_step=progress,
             rebalance=config.parallel.balancing == "dynamic", start=done,
         )
         summary["status"] = "completed"
-    except ComputationError as exc:  # raised on every rank: the summary below is collective
+    except Interrupted as exc:  # raised on every rank at the same safe point
+        summary.update(status="interrupted", error=str(exc),
+                       resume=f"fe2 run --restart continues after step {checkpointed[0]}")
+        failure = exc
+    except (ComputationError, ResourceError) as exc:  # raised on every rank
         summary.update(status="failed", error=str(exc))
         failure = exc
     summary.update(
@@ -247,8 +268,8 @@ def run_study(config: RunConfig, comm: MPI.Comm, output: Path, *, restart: bool 
         final_reactions=_reactions(writer.rows[-1]) if writer.rows else {},
         wall_time=time.perf_counter() - start,
     )
-    if monitor.active:
-        summary["lattice_stability"] = monitor.summary()
+    if stability.active:
+        summary["lattice_stability"] = stability.summary()
     stats = problem.points.statistics
     if stats:  # RVE points: totals over all ranks
         totals = {k: comm.allreduce(v, op=MPI.SUM) for k, v in stats.items()}
@@ -265,11 +286,14 @@ def run_study(config: RunConfig, comm: MPI.Comm, output: Path, *, restart: bool 
             "work_imbalance": max(rank_seconds) / (sum(rank_seconds) / len(rank_seconds))
             if sum(rank_seconds) > 0 else 1.0,
         }
-    writer.write_summary(summary)
+    try:
+        writer.write_summary(summary)
+    except ResourceError:
+        if failure is None:
+            raise
     writer.close()
     if status is not None:
         status.finish()
-    problem.destroy()
     if failure is not None:
         raise failure
     return summary

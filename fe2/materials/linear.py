@@ -88,8 +88,12 @@ class AnisotropicLinearElastic:
 
     Args:
         C: symmetric positive definite Mandel stiffness, (3, 3) in 2D or (6, 6) in 3D
-           (e.g. an effective tensor from `fe2 homogenize`).
+           (e.g. an effective tensor from `fe2 homogenize`). Symmetry is judged relative to
+           the norm of C, |C - C^T| <= SYMMETRY_TOL |C| (entries that are zero by symmetry
+           come out of a computation as round-off); the symmetric part is kept.
     """
+
+    SYMMETRY_TOL: ClassVar[float] = 1e-10
 
     C: np.ndarray
     physics: ClassVar[str] = "elasticity"
@@ -99,8 +103,12 @@ class AnisotropicLinearElastic:
         C = np.array(self.C, dtype=float)
         if C.shape not in ((3, 3), (6, 6)):
             raise ValueError(f"C must be a 3 x 3 (2D) or 6 x 6 (3D) Mandel matrix, got {C.shape}")
-        if not np.allclose(C, C.T, rtol=1e-10, atol=0):
-            raise ValueError("C must be symmetric")
+        if not np.isfinite(C).all():
+            raise ValueError("C must be finite")
+        asymmetry = np.linalg.norm(C - C.T) / max(np.linalg.norm(C), np.finfo(float).tiny)
+        if asymmetry > self.SYMMETRY_TOL:
+            raise ValueError(f"C must be symmetric (|C - C^T| / |C| = {asymmetry:.2e})")
+        C = 0.5 * (C + C.T)
         if np.linalg.eigvalsh(C).min() <= 0:
             raise ValueError("C must be positive definite")
         object.__setattr__(self, "C", C)

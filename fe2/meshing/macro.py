@@ -127,7 +127,7 @@ def _check_structured(axes: tuple[str, ...], value: int | None, info: Validation
 class _MacroSpec(BaseModel):
     """Common parts of the macro mesh specs: boundary naming and the generation driver."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     dim: ClassVar[int] = 2
     boundary_names: ClassVar[tuple[str, ...]] = ()
@@ -169,6 +169,35 @@ class _MacroSpec(BaseModel):
         entities to mesh_size at the transition distance (gmsh Distance + Threshold field);
         None: uniform mesh_size."""
         return None
+
+    def estimated_cells(self) -> float:
+        """Rough cell count before meshing (for the limit on generated meshes).
+
+        Structured: the divisions (x2 triangles, x6 tetrahedra per box). Unstructured:
+        f V / h^d with f the cells of edge h per h^d (2.3 triangles, 8.5 tetrahedra, 1 for
+        quadrilaterals/hexahedra), plus the refined band: the size grows linearly from h_l to
+        h over the distance D, which adds about f L D / (h_l h) (L the refined boundary's
+        length; D^2 for a refined corner).
+        """
+        from fe2.meshing.specs import SIMPLICES_PER_CUBE
+
+        cells = self.structured_cells()
+        if cells is not None:
+            return float(math.prod(cells)) * (1 if self.recombine else {2: 2, 3: 6}[self.dim])
+        per_cube = 1.0 if self.recombine else SIMPLICES_PER_CUBE[self.dim]
+        h: float = self.mesh_size  # type: ignore[attr-defined]
+        estimate = per_cube * self.exact_volume() / h**self.dim
+        refinement = self._refined_band()
+        if refinement is not None:
+            entity_dim, h_local, distance = refinement
+            extent = distance if entity_dim == 0 else max(self.exact_boundary_measures().values())
+            estimate += per_cube * extent * distance * (h / h_local) / h**2 * h ** (2 - self.dim)
+        return estimate
+
+    def _refined_band(self) -> tuple[int, float, float] | None:
+        """(entity dimension, local size, transition distance) of the local refinement."""
+        refinement = self._local_refinement({name: [] for name in self.boundary_names})
+        return None if refinement is None else (refinement[0], refinement[2], refinement[3])
 
     def boundary_tags(self) -> dict[str, int]:
         """Boundary name -> facet tag."""
@@ -601,6 +630,9 @@ class LShapeSpec(_MacroSpec):
                 return name
         return None
 
+    def _refined_band(self) -> tuple[int, float, float] | None:
+        return None if self.corner_mesh_size is None else (0, self.corner_mesh_size, self.size / 4.0)
+
     def _local_refinement(self, facets: dict[str, list[int]]) -> _Refinement | None:
         import gmsh
 
@@ -755,6 +787,19 @@ class _Probe:
     subdomains: dict[str, int] | None = None
 
 
+def _geometry_defect(gmsh: Any, dim: int, cell_type: int) -> str:
+    """Inverted, degenerate or tangled cells of the loaded model ('' if none); see
+    :mod:`fe2.meshing.checks`."""
+    from fe2.meshing.checks import mesh_defects
+
+    node_tags, coords, _ = gmsh.model.mesh.getNodes()
+    order = np.argsort(node_tags)
+    cell_tags, cell_nodes = gmsh.model.mesh.getElementsByType(cell_type)
+    cells = order[np.searchsorted(node_tags, cell_nodes, sorter=order)].reshape(len(cell_tags), -1)
+    x = np.asarray(coords, dtype=float).reshape(-1, 3)[:, :dim]
+    return mesh_defects(x, cells, _CELL_TYPES[dim][cell_type], ids=np.asarray(cell_tags))
+
+
 def _probe(gmsh: Any, path: Path) -> _Probe:
     """Open ``path`` in gmsh (RVE reader checks) and check it is a usable macro mesh."""
     from fe2.meshing.io import _open
@@ -771,6 +816,8 @@ def _probe(gmsh: Any, path: Path) -> _Probe:
     if types[0] not in allowed:
         return _Probe(error=f"gmsh file {path} has cells of gmsh type {types[0]}; only first-"
                       f"order {', '.join(allowed.values())} cells are supported")
+    if defect := _geometry_defect(gmsh, dim, types[0]):
+        return _Probe(error=f"gmsh file {path}: {defect}")
     groups: dict[int, dict[str, int]] = {dim: {}, dim - 1: {}}
     for d, tag in gmsh.model.getPhysicalGroups():
         if d not in groups:

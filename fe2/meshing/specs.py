@@ -42,6 +42,9 @@ MAX_INCLUSION_3D = 4.0 / 3.0 * math.pi * (0.5 - BOUNDARY_GAP) ** 3
 
 _MATRIX_INCLUSION = {1: "matrix", 2: "inclusion"}
 
+SIMPLICES_PER_CUBE = {2: 2.31, 3: 8.49}
+"""Regular simplices of edge h per h^d: 4/sqrt(3) triangles, 6 sqrt(2) tetrahedra."""
+
 
 def ball_radius(*, volume_fraction: float, n: int, dim: int, size: float) -> float:
     r"""Radius of ``n`` equal balls filling ``volume_fraction`` of :math:`L^d`.
@@ -56,7 +59,7 @@ def ball_radius(*, volume_fraction: float, n: int, dim: int, size: float) -> flo
 class _RveSpec(BaseModel):
     """Common fields and the generation driver."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     dim: ClassVar[int] = 2
     #: The cell is a sample of a statistically isotropic microstructure (random inclusions):
@@ -77,6 +80,12 @@ class _RveSpec(BaseModel):
     def phase_names(self) -> dict[int, str]:
         """Physical tag -> physical name of the cell groups."""
         return dict(_MATRIX_INCLUSION)
+
+    def estimated_cells(self) -> float:
+        """Rough cell count before meshing: L^d / h^d times the cells per h^d of regular
+        simplices (2.3 triangles, 8.5 tetrahedra), h the smallest size asked for."""
+        h = min(self.mesh_size, getattr(self, "inclusion_mesh_size", None) or math.inf)
+        return SIMPLICES_PER_CUBE[self.dim] * (self.size / h) ** self.dim
 
     def expected_volume_fractions(self) -> dict[int, float]:
         """Exact (geometric) volume fraction of each phase, before discretization."""

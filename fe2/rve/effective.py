@@ -54,7 +54,8 @@ def effective_tensor(
     """
     t0 = time.perf_counter()
     # The full path (not the elastic shortcut): the same numbers, with a timing breakdown.
-    solver = make_rve_solver(model, bc, batch=batch, petsc_options=solver_options, elastic_shortcut=False)
+    solver = make_rve_solver(model, bc, batch=batch, petsc_options=solver_options, elastic_shortcut=False,
+                             single=True)
     setup = time.perf_counter() - t0
     try:
         response, _ = solver.solve(model.physics.reference_strain, solver.initial_state())

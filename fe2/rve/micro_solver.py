@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fe2.convergence import ROUNDOFF_FACTOR
 from fe2.errors import ComputationError
 from fe2.materials.cauchy_born import rve_stability_fields
 from fe2.rve.model import History, RveModel
@@ -40,16 +41,18 @@ class RveFailure(ComputationError):
 
 @dataclass(frozen=True)
 class NewtonOptions:
-    """Newton tolerances: converged when |R|_adm <= atol + rtol |R| (see :mod:`fe2.rve.newton`)."""
+    """Newton tolerances: converged when |R|_adm <= atol + rtol |R| or at the round-off floor
+    of the residual's terms (:mod:`fe2.convergence`; see :mod:`fe2.rve.newton`)."""
 
     atol: float = 0.0
     rtol: float = 1e-10
     max_iterations: int = 25
     line_search_steps: int = 6  # halvings of the Newton step (the last one is taken if none helps)
 
-    def target(self, full: np.ndarray | float) -> np.ndarray | float:
-        """The residual norm to reach, given the norm of the full residual."""
-        return self.atol + self.rtol * full
+    def target(self, full: np.ndarray | float, terms: np.ndarray | float = 0.0) -> np.ndarray | float:
+        """The residual norm to reach, given the norm of the full residual and the size of the
+        residual's terms (arrays for several points)."""
+        return np.maximum(self.atol + self.rtol * full, ROUNDOFF_FACTOR * np.finfo(float).eps * terms)
 
 
 @dataclass
