@@ -11,6 +11,7 @@ import yaml
 from mpi4py import MPI
 
 from fe2.cli import main
+from fe2.errors import ComputationError
 from fe2.homogenization.load_path import run_load_path
 from fe2.homogenization.mixed_control import (
     MixedOptions,
@@ -201,9 +202,9 @@ def test_finite_strain_free_rotation_is_refused_and_fixed_rotation_works():
 
 def test_load_path_driver_segments_and_cutback():
     """run_load_path: a strain-controlled uniaxial-stress ramp, then unloading under stress
-    control; a step too large for the micro solver is halved and still reaches the target."""
-    pool_law = LAW
-    pool = homogeneous_pool(pool_law, dim=3)
+    control; with at most 2 stress-control evaluations per sub-step the unloading step is cut
+    back and still reaches the closed-form residual strain; without cut-backs it fails."""
+    pool = homogeneous_pool(LAW, dim=3)
     solver = pool.solver
     mask = np.array([False, True, True, True, True, True])
     e_max = 5 * LAW.sigma_y / LAW.E
@@ -217,9 +218,17 @@ def test_load_path_driver_segments_and_cutback():
     assert result.stresses[3][0] == pytest.approx(sigma, rel=1e-10)
     np.testing.assert_allclose(result.strains[-1], [p, -p / 2, -p / 2, 0, 0, 0], atol=1e-12)
     np.testing.assert_allclose(result.stresses[-1], 0.0, atol=1e-12)
-    assert [bool(m.any()) for m in result.stress_controlled] == [True] * 6
     assert result.stress_controlled[0].tolist() == mask.tolist()
-    assert all(k >= 1 for k in result.control_iterations)
+    assert result.stress_controlled[-1].tolist() == [True] * 6
+    assert all(k >= 1 for k in result.control_iterations) and result.substeps == [1] * 6
+
+    one_step_each = [Segment(path[0].target, steps=1), Segment(path[1].target, steps=1)]
+    short = MixedOptions(rtol=1e-12, max_iterations=2)
+    cut = run_load_path(solver, one_step_each, field_steps=set(), max_cutbacks=4, options=short)
+    assert cut.substeps[-1] > 1  # the unloading step needed more evaluations than allowed
+    np.testing.assert_allclose(cut.strains[-1], [p, -p / 2, -p / 2, 0, 0, 0], atol=1e-12)
+    with pytest.raises(ComputationError, match="load_path step 2 .* stress control did not converge"):
+        run_load_path(solver, one_step_each, field_steps=set(), max_cutbacks=0, options=short)
 
 
 def _run(tmp_path, load_path, *args, out="out"):

@@ -64,7 +64,7 @@ def test_closed_form_run_writes_history_summary_and_fields(shared_tmp_path):
         return
     rows = history(out)
     assert [int(r["step"]) for r in rows] == [1, 2, 3]
-    assert [float(r["load_factor"]) for r in rows] == pytest.approx([1 / 3, 2 / 3, 1.0])
+    assert [float(r["time"]) for r in rows] == pytest.approx([1 / 3, 2 / 3, 1.0])
     norms = [float(x) for x in rows[-1]["residual_norms"].split()]
     assert len(norms) >= 2 and norms[-1] == pytest.approx(float(rows[-1]["residual_norm"]), rel=1e-3)
     for column in ("newton_iterations", "residual_norm", "substeps", "cutbacks", "rve_solves",
@@ -145,7 +145,7 @@ BAD = [
     ({"material": {"rve": {**RVE, "coupling": "hierarchical", "phases": {
         "matrix": {"tag": 1, **J2_LAW}, "fibre": {"tag": 2, "E": 72.0, "nu": 0.22}}}}},
      "material.rve.coupling: 'hierarchical' needs linear RVE phases"),
-    ({"steps": [0.5, 0.4]}, "steps: load factors must be positive and increasing"),
+    ({"steps": [0.5, 0.4]}, "steps: times must be positive and increasing"),
     ({"macro": {"mesh": {"generate": {"type": "rectangle", "cells_x": 0, "cells_y": 2}}}}, "macro.mesh.generate"),
     ({"solver": {"newton": {"rtool": 1e-8}}}, "solver.newton.rtool: unknown key (did you mean 'rtol'?)"),
 ]
@@ -330,7 +330,7 @@ def test_live_status_line_on_a_terminal_plain_lines_otherwise(tmp_path):
     os.close(master)
     assert process.wait() == 0
     terminal = b"".join(chunks).decode()
-    assert "\r\x1b[K[" in terminal and "] 2/4  load 0.75  Newton 0 |R|" in terminal
+    assert "\r\x1b[K[" in terminal and "] 2/4  t 0.75  Newton 0 |R|" in terminal
     assert "step 4/4" in terminal
     batch = subprocess.run([fe2, "run", str(config), "-o", str(tmp_path / "batch")], capture_output=True, text=True)
     assert batch.returncode == 0 and "\x1b" not in batch.stdout and "step 4/4" in batch.stdout

@@ -2,22 +2,26 @@
 work per step.
 
 The path is a list of :class:`~fe2.homogenization.mixed_control.Segment` ramps; per component
-the strain or the stress is prescribed (mixed control). Each step is reached by
+the strain or the stress is prescribed (mixed control). Step k of the path is at pseudo-time
+t = k; a segment ramps linearly in t from the state at its start. The load-stepping driver of
+`fe2 run` (:func:`fe2.macro.stepping.run_steps`) goes through t = 1, 2, ...; each sub-step
+reaches the prescribed values of its time with
 :func:`~fe2.homogenization.mixed_control.reach_target` (one :class:`~fe2.rve.pool.RvePool`
-evaluate when only strains are prescribed, an outer Newton on the free strains otherwise),
-then committed. A step that fails is halved (after a rollback) up to ``max_cutbacks`` times;
-the sub-steps are committed in turn and only the requested steps are reported.
+evaluate when only strains are prescribed, an outer Newton on the free strains otherwise) and
+is committed when it converged; a failed one is rolled back and halved (at most
+``max_cutbacks`` times in a row), and grows back after easy sub-steps. Only the requested
+steps are reported.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from mpi4py import MPI
 
-from fe2.errors import ComputationError, InputError
+from fe2.errors import InputError
 from fe2.homogenization.mixed_control import (
     MixedOptions,
     MixedState,
@@ -26,6 +30,7 @@ from fe2.homogenization.mixed_control import (
     reach_target,
 )
 from fe2.io.rve_fields import Snapshot
+from fe2.macro.stepping import StepRecord, run_steps
 from fe2.rve.micro_solver import MicroSolver
 from fe2.rve.physics import Physics
 from fe2.rve.pool import RvePool
@@ -183,6 +188,71 @@ class LoadPathResult:
     stress_residual: list[float] = field(default_factory=list)
 
 
+@dataclass
+class _Attempt:
+    """One sub-step of the driver: a :func:`reach_target` call (the driver's Attempt)."""
+
+    converged: bool
+    iterations: int = 0  # RVE Newton iterations over the evaluations
+    reason: str = ""
+    point_failure: bool = False
+    point_evaluations: int = 0  # RVE evaluations (stress-control iterations)
+    residual_norms: list[float] = field(default_factory=list)  # relative stress residuals
+
+
+class _MixedPath:
+    """One RVE driven along the segments of a path in pseudo-time (the driver's Steppable)."""
+
+    def __init__(
+        self, pool: RvePool, path: list[Segment], reference: np.ndarray, options: MixedOptions
+    ):
+        self.pool, self.path, self.options = pool, path, options
+        self.ends = np.cumsum([segment.steps for segment in path])  # t at the end of each segment
+        self.committed = MixedState.initial(reference)
+        self.begin: dict[int, np.ndarray] = {}  # prescribed values where each segment starts
+        self.trial: MixedState | None = None
+        self.mask = np.zeros(len(reference), bool)  # control of the last solve
+
+    def target(self, t: float) -> MixedTarget:
+        """The prescribed values at time t (ramping from the state at the segment's start)."""
+        j = min(int(np.searchsorted(self.ends, t - 1e-12)), len(self.path) - 1)
+        segment = self.path[j]
+        mask = segment.target.stress_controlled
+        if j not in self.begin:  # the committed state is at the segment's start time
+            self.begin[j] = self.committed.prescribed(mask)
+        begin, end = self.begin[j], np.broadcast_to(segment.target.values, self.begin[j].shape)
+        local = t - (self.ends[j] - segment.steps)  # steps into the segment
+        if local >= segment.steps:
+            return MixedTarget(mask, end.copy())
+        # at a step end the same fractions as np.linspace (the strains of earlier versions)
+        if local == int(local):
+            fraction = np.linspace(0.0, 1.0, segment.steps + 1)[int(local)]
+        else:
+            fraction = local / segment.steps
+        return MixedTarget(mask, begin + fraction * (end - begin))
+
+    def solve(self, t: float) -> _Attempt:
+        target = self.target(t)
+        self.mask = target.stress_controlled
+        newton = []
+        result = reach_target(
+            self.pool, target, start=self.committed, options=self.options,
+            on_evaluate=lambda: newton.append(self.pool.responses[0].iterations),
+        )
+        self.trial = result.state if result.converged else None
+        return _Attempt(
+            result.converged, sum(newton), result.reason, point_failure=result.point_failure,
+            point_evaluations=result.iterations, residual_norms=result.residual_norms,
+        )
+
+    def commit(self) -> None:
+        self.pool.commit()
+        self.committed = self.trial
+
+    def rollback(self) -> None:
+        self.pool.rollback()
+
+
 def run_load_path(
     solver: MicroSolver,
     path: list[Segment],
@@ -197,75 +267,40 @@ def run_load_path(
     if field_steps:
         pool.set_probes([0])  # keep the RVE fields of every solve
     result = LoadPathResult(bc=solver.kind)
-    state = MixedState.initial(solver.model.physics.reference_strain)
-    num_steps = sum(segment.steps for segment in path)
-    step = 0
-    for segment in path:
-        for target in segment.step_targets(state):  # ramps from the state at its start
-            step += 1
-            t0 = time.perf_counter()
-            work = _Work()
-            state = _advance(pool, state, target, max_cutbacks, step, options, work)
-            response = pool.responses[0]
-            history = pool.state(0).history
-            p_max = max(
-                (float(h["equivalent_plastic_strain"].max())
-                 for h in history.values() if "equivalent_plastic_strain" in h),
-                default=0.0,
-            )
-            result.strains.append(state.strain[0].copy())
-            result.stresses.append(state.stress[0].copy())
-            result.tangents.append(state.tangent[0].copy())
-            result.iterations.append(work.newton)
-            result.substeps.append(work.substeps)
-            result.hill_mandel.append(response.hill_mandel_residual)
-            result.max_plastic_strain.append(p_max)
-            result.seconds.append(time.perf_counter() - t0)
-            result.stress_controlled.append(target.stress_controlled.copy())
-            result.control_iterations.append(work.evaluations)
-            result.stress_residual.append(work.residual)
-            if step in field_steps:
-                result.snapshots.append((float(step), pool.probe_fields()[0]))
-            log.info(
-                "%s step %d/%d: %d Newton iterations%s%s, |Sigma| %.4g, max p %.3g",
-                solver.kind, step, num_steps, work.newton,
-                f" in {work.substeps} sub-steps" if work.substeps > 1 else "",
-                f", {work.evaluations} stress-control iterations" if target.stress_controlled.any() else "",
-                np.linalg.norm(state.stress[0]), p_max,
-            )
+    stepper = _MixedPath(pool, path, solver.model.physics.reference_strain, options)
+    num_steps = int(stepper.ends[-1])
+
+    def record(step: StepRecord) -> None:
+        state = stepper.committed
+        response = pool.responses[0]
+        history = pool.state(0).history
+        p_max = max(
+            (float(h["equivalent_plastic_strain"].max())
+             for h in history.values() if "equivalent_plastic_strain" in h),
+            default=0.0,
+        )
+        mixed = bool(stepper.mask.any())
+        result.strains.append(state.strain[0].copy())
+        result.stresses.append(state.stress[0].copy())
+        result.tangents.append(state.tangent[0].copy())
+        result.iterations.append(step.newton_iterations)
+        result.substeps.append(step.substeps)
+        result.hill_mandel.append(response.hill_mandel_residual)
+        result.max_plastic_strain.append(p_max)
+        result.seconds.append(step.seconds)
+        result.stress_controlled.append(stepper.mask.copy())
+        result.control_iterations.append(step.point_evaluations)
+        result.stress_residual.append(step.residual_norm if mixed else 0.0)
+        if step.step in field_steps:
+            result.snapshots.append((float(step.step), pool.probe_fields()[0]))
+        log.info(
+            "%s step %d/%d: %d Newton iterations%s%s, |Sigma| %.4g, max p %.3g",
+            solver.kind, step.step, num_steps, step.newton_iterations,
+            f" in {step.substeps} sub-steps" if step.substeps > 1 else "",
+            f", {step.point_evaluations} stress-control iterations" if mixed else "",
+            np.linalg.norm(state.stress[0]), p_max,
+        )
+
+    run_steps(stepper, [float(k) for k in range(1, num_steps + 1)], comm=MPI.COMM_SELF,
+              max_cutbacks=max_cutbacks, on_step=record, label="load_path step")
     return result
-
-
-@dataclass
-class _Work:
-    """Counters of one step: RVE Newton iterations, evaluations, sub-steps, final residual."""
-
-    newton: int = 0
-    evaluations: int = 0
-    substeps: int = 0
-    residual: float = 0.0
-
-
-def _advance(
-    pool: RvePool, start: MixedState, end: MixedTarget, cutbacks: int, step: int,
-    options: MixedOptions, work: _Work,
-) -> MixedState:
-    """Reach ``end`` from the committed ``start``, halving on failure; the new state."""
-    result = reach_target(
-        pool, end, start=start, options=options,
-        on_evaluate=lambda: setattr(work, "newton", work.newton + pool.responses[0].iterations),
-    )
-    work.evaluations += result.iterations
-    if not result.converged:
-        if cutbacks == 0:
-            raise ComputationError(f"load_path step {step}: {result.reason}")
-        log.info("load_path step %d: %s; halving the step", step, result.reason)
-        begin = start.prescribed(end.stress_controlled)
-        half = 0.5 * (begin + np.broadcast_to(end.values, begin.shape))
-        middle = MixedTarget(end.stress_controlled, half)
-        state = _advance(pool, start, middle, cutbacks - 1, step, options, work)
-        return _advance(pool, state, end, cutbacks - 1, step, options, work)
-    pool.commit()
-    work.substeps += 1
-    work.residual = result.residual_norms[-1] if end.stress_controlled.any() else 0.0
-    return result.state

@@ -114,6 +114,7 @@ class MixedResult:
         residual_norms: max over the points of |Sigma_f - Sigma_f*| / scale at the accepted
             iterate, per evaluation (a rejected line-search trial repeats the last value).
         reason: why it failed (empty when converged).
+        point_failure: it failed because a material point had no answer.
     """
 
     converged: bool
@@ -121,6 +122,7 @@ class MixedResult:
     iterations: int = 0
     residual_norms: list[float] = field(default_factory=list)
     reason: str = ""
+    point_failure: bool = False
 
 
 def schur_complement(tangent: np.ndarray, stress_controlled: np.ndarray) -> np.ndarray:
@@ -209,7 +211,7 @@ def reach_target(
         except MaterialPointFailure as exc:
             points.rollback()
             reason = f"material point failed ({exc.reason})"
-            return MixedResult(False, state, iteration, norms, reason)
+            return MixedResult(False, state, iteration, norms, reason, point_failure=True)
         if on_evaluate is not None:
             on_evaluate()
         state = MixedState(trial.copy(), stress, tangent)
@@ -265,14 +267,3 @@ class Segment:
 
     target: MixedTarget
     steps: int = 1
-
-    def step_targets(self, start: MixedState) -> list[MixedTarget]:
-        """The targets of the steps of this segment from the state ``start``."""
-        mask = self.target.stress_controlled
-        begin = start.prescribed(mask)
-        end = np.broadcast_to(self.target.values, begin.shape)
-        targets = []
-        for t in np.linspace(0.0, 1.0, self.steps + 1)[1:]:
-            values = end.copy() if t == 1.0 else begin + t * (end - begin)
-            targets.append(MixedTarget(mask, values))
-        return targets

@@ -154,8 +154,8 @@ class BatchedRveSolver(MicroSolver):
         each group's right-hand sides ``rhs_of(group indices)`` (len, R, N) at once: the
         solutions (P, R, N) and the points whose factorisation broke down (P,) bool."""
         solutions, failed = [], []
-        for start in range(0, len(tangent), self.factor_group):
-            group = np.arange(start, min(len(tangent), start + self.factor_group))
+        count = -(-len(tangent) // self.factor_group)  # groups of equal size: no small tail
+        for group in np.array_split(np.arange(len(tangent)), count):
             factor = self._factorize(tangent[group])
             if not self.model.is_linear:
                 work[points[group]] += 2
@@ -220,7 +220,7 @@ class BatchedRveSolver(MicroSolver):
             del result.failures[i]
             t0 = time.perf_counter()
             solver = self._pointwise()
-            sub = solver._solve_batch(strains[i:i + 1], [states[i]], [warm[i]], fields[i:i + 1])
+            sub = solver.solve_batch(strains[i:i + 1], [states[i]], warm=[warm[i]], fields=fields[i:i + 1])
             result.responses[i], result.trials[i] = sub.responses[0], sub.trials[0]
             if sub.failures:
                 result.failures[i] = sub.failures[0]
