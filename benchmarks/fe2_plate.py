@@ -11,7 +11,12 @@ search switched on and off (all in this process) and prints macro iterations, RV
 line-search trials, cut-backs and wall time of each, with ratios to the old Newton (no
 predictor, no line search).
 
-    [mpiexec -n 2] python benchmarks/fe2_plate.py [--config configs/plate_fe2.yaml] [--newton-variants]
+``--batches`` runs the study with the per-point RVE solver (``batch: off``) and the batched one
+(``batch: auto``), in this process, and prints wall and CPU time (the CPU time of the ranks'
+processes, summed: less sensitive than wall time to a shared machine), RVE solves, the mean
+CPU time per RVE solve and the speed-up; the two runs' reactions must agree.
+
+    [mpiexec -n 2] python benchmarks/fe2_plate.py [--config configs/plate_fe2.yaml] [--newton-variants | --batches]
 """
 
 from __future__ import annotations
@@ -98,17 +103,50 @@ def newton_variants(config, comm) -> None:
               f"{summary['rve_solves'] / base['rve_solves']:.2f} | {summary['wall_time'] / base['wall_time']:.2f} |")
 
 
+def batches(config, comm) -> None:
+    """The study with batch: off and batch: auto; one table row each."""
+    rows = {}
+    for batch in ("off", "auto"):
+        rve = config.material.rve.model_copy(update={"batch": batch})
+        variant = config.model_copy(update={"material": config.material.model_copy(update={"rve": rve})})
+        with tempfile.TemporaryDirectory() as tmp:
+            output = Path(comm.bcast(tmp if comm.rank == 0 else None))
+            cpu = time.process_time()
+            summary = run_study(variant, comm, output / "run")
+            cpu = comm.allreduce(time.process_time() - cpu, op=MPI.SUM)
+            comm.barrier()
+        rows[batch] = (summary, cpu)
+    if comm.rank != 0:
+        return
+    off, auto = rows["off"][0], rows["auto"][0]
+    for name, forces in off["final_reactions"].items():
+        assert np.allclose(forces, auto["final_reactions"][name], rtol=1e-9, atol=1e-12), name
+    print(f"config: {config.macro.mesh}, {comm.size} rank(s), {off['macro']['quadrature_points']} macro points")
+    print("| RVE solver | wall [s] | CPU [s] | RVE solves | CPU per RVE solve [ms] | speed-up (CPU) | speed-up (wall) |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for batch in ("off", "auto"):
+        summary, cpu = rows[batch]
+        print(f"| {batch} | {summary['wall_time']:.1f} | {cpu:.1f} | {summary['rve_solves']} | "
+              f"{1e3 * cpu / summary['rve_solves']:.2f} | {rows['off'][1] / cpu:.2f} | "
+              f"{off['wall_time'] / summary['wall_time']:.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=str(REPO / "configs" / "plate_fe2.yaml"))
     parser.add_argument("--newton-variants", action="store_true",
                         help="compare the macro Newton with/without predictor and line search")
+    parser.add_argument("--batches", action="store_true",
+                        help="compare the per-point and the batched RVE solver")
     args = parser.parse_args()
     comm = MPI.COMM_WORLD
     logging.basicConfig(level=logging.WARNING)
     config = load_run_config(args.config)
     if args.newton_variants:
         newton_variants(config, comm)
+        return
+    if args.batches:
+        batches(config, comm)
         return
     with tempfile.TemporaryDirectory() as tmp:
         output = Path(comm.bcast(tmp if comm.rank == 0 else None))

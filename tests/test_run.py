@@ -238,6 +238,20 @@ def test_shipped_fe2_configs_give_the_one_rank_answer(shared_tmp_path, name):
         np.testing.assert_allclose(world["final_reactions"][boundary], force, rtol=1e-10, atol=1e-10 * scale)
 
 
+def test_rve_tolerance_follows_a_tight_macro_tolerance():
+    """A macro rtol tighter than the RVE one tightens the RVE rtol to 1/100 of it (otherwise the
+    RVE's error is noise the macro Newton stagnates on, and a needless cut-back changes the load
+    path); a looser macro rtol leaves the user's RVE rtol alone."""
+    from fe2.coupling.factory import rve_newton_options
+
+    config = load_run_config(REPO / "configs" / "plate_fe2.yaml")
+    assert config.material.rve.solver.newton.rtol == 1e-10
+    assert rve_newton_options(config).rtol == 1e-10
+    tight = config.model_copy(update={"solver": config.solver.model_copy(
+        update={"newton": config.solver.newton.model_copy(update={"rtol": 1e-12})})})
+    assert rve_newton_options(tight).rtol == pytest.approx(1e-14, rel=1e-12)
+
+
 def test_plots_and_roller_reactions(shared_tmp_path):
     data = study(boundary_conditions=[
         {"boundary": "left", "component": "x"},
