@@ -14,6 +14,7 @@ from fe2.config import (
     RveOptions,
     SolverOptions,
 )
+from fe2.config.homogenize import MixedNewtonConfig, PathSegment
 from fe2.config.run import (
     CheckpointConfig,
     DirichletConfig,
@@ -41,6 +42,7 @@ from fe2.meshing.windows import RandomMediumSpec
 DOC = (Path(__file__).resolve().parents[1] / "docs" / "config.md").read_text()
 MODELS = [
     HomogenizeConfig, MeshSource, RveOptions, SolverOptions, NewtonConfig, LoadPath,
+    PathSegment, MixedNewtonConfig,
     *PHASE_MODELS, *PHASE_PARTS, *MESH_SPECS.values(),
     RunConfig, MacroOptions, MacroMeshSource, MaterialSource, RveSource, DirichletConfig,
     TractionConfig, LoadsConfig, Plane, MacroSolver, OutputConfig, ParallelConfig, CheckpointConfig,
