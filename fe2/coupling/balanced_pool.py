@@ -200,6 +200,11 @@ class BalancedRvePool(MaterialPointsBase):
         """This rank's solver totals (the work it did, for whichever home ranks)."""
         return self.solver.statistics
 
+    @property
+    def timings(self) -> dict[str, float]:
+        """This rank's solver seconds per part of the solve."""
+        return self.solver.timings
+
     def point_fields(self) -> dict[str, np.ndarray]:
         """As :meth:`fe2.rve.pool.RvePool.point_fields`, for the home points (collective)."""
         points = sorted(self.states)

@@ -64,6 +64,23 @@ def _reactions(row: dict) -> dict[str, list[float]]:
     return forces
 
 
+def _seconds_by_part(timings: dict[str, float], comm: MPI.Comm) -> dict[str, float]:
+    """Seconds of the RVE work per part of the solve, summed over ranks (collective)."""
+    parts: dict[str, float] = {}
+    for rank_timings in comm.allgather(dict(timings)):
+        for part, seconds in rank_timings.items():
+            parts[part] = parts.get(part, 0.0) + seconds
+    return dict(sorted(parts.items(), key=lambda item: -item[1]))
+
+
+def _log_profile(rve: dict) -> None:
+    """Log where the RVE time went: the parts as shares of all RVE seconds (parts may nest)."""
+    if rve["seconds"] > 0 and rve["seconds_by_part"]:
+        shares = ", ".join(f"{part} {100 * s / rve['seconds']:.0f} %" for part, s in rve["seconds_by_part"].items())
+        log.info("RVE work: %d solves, %.1f s (%.2f ms per solve); by part: %s",
+                 rve["solves"], rve["seconds"], 1e3 * rve["mean_seconds_per_solve"], shares)
+
+
 def run_study(config: RunConfig, comm: MPI.Comm, output: Path, *, restart: bool = False,
               stop: StopRequest | None = None) -> dict:
     """Run a macro study, writing into ``output``; returns the summary (collective).
@@ -254,7 +271,9 @@ def _run(config: RunConfig, problem: MacroProblem, macro: MacroMesh, source: Cou
             "seconds_per_rank": rank_seconds,
             "work_imbalance": max(rank_seconds) / (sum(rank_seconds) / len(rank_seconds))
             if sum(rank_seconds) > 0 else 1.0,
+            "seconds_by_part": _seconds_by_part(problem.points.timings, comm),
         }
+        _log_profile(summary["rve"])
     try:
         writer.write_summary(summary)
     except ResourceError:

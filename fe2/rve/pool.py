@@ -47,6 +47,11 @@ class RvePool(MaterialPointsBase):
         """The solver's totals (solves, Newton iterations, shortcuts, failures, seconds)."""
         return self.solver.statistics
 
+    @property
+    def timings(self) -> dict[str, float]:
+        """The solver's seconds per part of the solve."""
+        return self.solver.timings
+
     def state(self, point: int, *, trial: bool = False) -> PointState:
         """The committed (or, if any, the trial) state of a point; do not modify it."""
         if trial and self._trial[point] is not None:
