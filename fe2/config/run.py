@@ -16,6 +16,7 @@ from fe2.config.loading import (
 )
 from fe2.config.materials import Phase, check_law, check_phases, with_default_laws
 from fe2.config.rve import BATCH_DESCRIPTION, Batch, MeshSource, NewtonConfig, SolverOptions, existing_file
+from fe2.config.scale_separation import ScaleSeparationConfig
 from fe2.meshing.macro_specs import MacroMeshSpec
 
 
@@ -213,6 +214,9 @@ class OutputConfig(ConfigModel):
         default_factory=dict,
         description="name -> position (d coordinates): the RVE fields of the macro quadrature "
         "point nearest to it go to rve_<name>.xdmf when the fields are written (FE², concurrent)",
+    )
+    scale_separation: ScaleSeparationConfig | None = Field(
+        None, description="scale-separation indicator eps_L at every macro point (fields, history)"
     )
 
     @field_validator("probes")

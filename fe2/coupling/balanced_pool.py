@@ -18,8 +18,9 @@ import logging
 import numpy as np
 from mpi4py import MPI
 
-from fe2.material_point import MaterialPointFailure, MaterialPointsBase
+from fe2.material_point import MaterialPointFailure
 from fe2.rve.micro_solver import MicroSolver, PointState, RveResponse
+from fe2.rve.pool import SolverPointsBase
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def assign_by_cost(costs: np.ndarray, num_ranks: int) -> np.ndarray:
     return worker
 
 
-class BalancedRvePool(MaterialPointsBase):
+class BalancedRvePool(SolverPointsBase):
     """The material-point contract for the home points of this rank, solved on any rank.
 
     Args:
@@ -194,11 +195,6 @@ class BalancedRvePool(MaterialPointsBase):
             if g in self.responses and self.responses[g].fields is not None:
                 outgoing[self.home[g]].append((g, self.responses[g].fields))
         return {g - self.offset: f for batch in self.comm.alltoall(outgoing) for g, f in batch}
-
-    @property
-    def statistics(self) -> dict:
-        """This rank's solver totals (the work it did, for whichever home ranks)."""
-        return self.solver.statistics
 
     def point_fields(self) -> dict[str, np.ndarray]:
         """As :meth:`fe2.rve.pool.RvePool.point_fields`, for the home points (collective)."""
