@@ -258,3 +258,19 @@ def test_homogenize_load_path_of_temperature_dependent_and_power_law_phases(shar
             assert record["components"] == ["1", "2", "T"] and K.shape == (3, 3)
             assert np.all(K[2] == 0) and np.abs(K[:2, 2]).max() == 0  # no flux at zero gradient
             assert np.linalg.eigvalsh(K[:2, :2]).min() > 0
+
+
+def test_mixed_targets_with_a_temperature_column():
+    """With a k(T) phase the labels are 1, 2, T: fluxes can be prescribed per component with
+    the temperature as a strain component; a full flux target (no temperature) is refused."""
+    from fe2.errors import InputError
+    from fe2.homogenization.load_path import macro_target
+
+    physics = make_physics("conduction", 2, [TemperatureDependentConductor(k0=1.0, alpha=0.01)])
+    target = macro_target(physics, {"T": 20.0}, {"1": 0.5, "2": 0.0}, key="load_path.segments[0]")
+    assert target.stress_controlled.tolist() == [True, True, False]
+    assert target.values.tolist() == [0.5, 0.0, 20.0]
+    with pytest.raises(InputError, match=r"load_path.segments\[0\].stress: with a temperature-dependent phase"):
+        macro_target(physics, None, [0.5, 0.0], key="load_path.segments[0]")
+    plain = make_physics("conduction", 2, [LinearConductor(k=1.0)])
+    assert macro_target(plain, None, [0.5, 0.0], key="s").values.tolist() == [0.5, 0.0]

@@ -120,6 +120,19 @@ class Physics(ABC):
         """A config value (tensor d x d, or a vector) -> strain vector (n,); InputError naming
         ``key`` if it does not fit."""
 
+    @abstractmethod
+    def parse_stress(self, value, *, key: str) -> np.ndarray:
+        """A config stress target (tensor d x d, or a flux vector) -> stress vector (n,);
+        InputError naming ``key`` if it does not fit."""
+
+    def check_strain_vector(self, vector: np.ndarray, *, key: str) -> None:
+        """InputError naming ``key`` if a strain vector (n,) is inadmissible (default: none is)."""
+
+    def component_map(self) -> dict[str, tuple[int, float]]:
+        """Component label -> (index in the strain/stress vector, factor from the tensor
+        component to the vector entry); by default the labels in order, factor 1."""
+        return {label: (i, 1.0) for i, label in enumerate(self.labels)}
+
     # ------------------------------------------------------------------ output
 
     @property

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import ufl
 
+from fe2.errors import InputError
 from fe2.physics.base import Physics, check_shape
 
 
@@ -71,6 +72,14 @@ class Conduction(Physics):
         n = self.n_comp
         what = "the temperature gradient and the temperature" if self.temperature else "a temperature gradient"
         return check_shape(np.asarray(value, dtype=float), (n,), key=key, what=f"{what}, {n} components")
+
+    def parse_stress(self, value, *, key):
+        d = self.dim
+        if self.temperature:  # the flux has no T component: T must be prescribed as a strain
+            raise InputError(f"{key}: with a temperature-dependent phase prescribe the flux per "
+                             f"component and the temperature as a strain component, e.g. "
+                             f"strain: {{T: 20}}, stress: {{1: 0.5, 2: 0}}")
+        return check_shape(np.asarray(value, dtype=float), (d,), key=key, what=f"a vector of {d} components")
 
     @property
     def output_shape(self):

@@ -7,7 +7,7 @@ import ufl
 
 from fe2.errors import InputError
 from fe2.physics.base import Physics, check_shape
-from fe2.tensors import MANDEL_LABELS, MANDEL_PAIRS, from_mandel, to_mandel, ufl_mandel
+from fe2.tensors import MANDEL_LABELS, MANDEL_PAIRS, SQRT2, from_mandel, to_mandel, ufl_mandel
 
 
 class Elasticity(Physics):
@@ -47,12 +47,26 @@ class Elasticity(Physics):
             )
         return Et * x
 
-    def parse_strain(self, value, *, key):
+    def _symmetric(self, value, *, key, what):
         d = self.dim
         array = check_shape(np.asarray(value, dtype=float), (d, d), key=key, what=f"a {d} x {d} tensor")
         if not np.allclose(array, array.T, rtol=0, atol=1e-14 * max(1.0, np.abs(array).max())):
-            raise InputError(f"{key}: the small-strain tensor must be symmetric")
+            raise InputError(f"{key}: the {what} tensor must be symmetric")
         return to_mandel(0.5 * (array + array.T))
+
+    def parse_strain(self, value, *, key):
+        return self._symmetric(value, key=key, what="small-strain")
+
+    def parse_stress(self, value, *, key):
+        return self._symmetric(value, key=key, what="stress")
+
+    def component_map(self):
+        """'11', '22', '12' (and '21': the same symmetric component); shears scaled by sqrt 2."""
+        table = {}
+        for k, (i, j) in enumerate(MANDEL_PAIRS[self.dim]):
+            factor = 1.0 if i == j else SQRT2
+            table[f"{i + 1}{j + 1}"] = table[f"{j + 1}{i + 1}"] = (k, factor)
+        return table
 
     @property
     def output_shape(self):

@@ -46,9 +46,17 @@ class FiniteStrain(Physics):
     def parse_strain(self, value, *, key):
         d = self.dim
         array = check_shape(np.asarray(value, dtype=float), (d, d), key=key, what=f"a {d} x {d} tensor")
-        if np.linalg.det(array) <= 0:
-            raise InputError(f"{key}: the deformation gradient must have det F > 0")
+        self.check_strain_vector(array.ravel(), key=key)
         return array.ravel()
+
+    def parse_stress(self, value, *, key):
+        d = self.dim
+        return check_shape(np.asarray(value, dtype=float), (d, d), key=key, what=f"a {d} x {d} tensor").ravel()
+
+    def check_strain_vector(self, vector, *, key):
+        d = self.dim
+        if np.linalg.det(np.asarray(vector).reshape(d, d)) <= 0:
+            raise InputError(f"{key}: the deformation gradient must have det F > 0")
 
     @property
     def output_shape(self):
