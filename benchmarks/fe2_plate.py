@@ -37,7 +37,7 @@ from fe2.rve.mesh_source import load_rve_mesh
 from fe2.macro.study import run_study
 from fe2.rve.model import RveModel
 from fe2.rve.factory import make_rve_solver
-from fe2.rve.physics import make_physics
+from fe2.physics import make_physics
 from fe2.rve.solver import DirectSolver
 
 REPO = Path(__file__).resolve().parents[1]

@@ -26,7 +26,7 @@ from fe2.errors import ComputationError
 from fe2.materials import J2Plasticity
 from fe2.materials.points import LawPoints
 from fe2.rve.micro_solver import NewtonOptions
-from fe2.rve.physics import make_physics
+from fe2.physics import make_physics
 
 VARIANTS = [(False, "off"), (True, "off"), (False, "backtracking"), (False, "secant"),
             (True, "backtracking"), (True, "secant")]

@@ -35,7 +35,7 @@ from fe2.meshing.io import read_rve_mesh
 from fe2.meshing.specs import parse_mesh_spec
 from fe2.rve.factory import make_rve_solver
 from fe2.rve.model import RveModel
-from fe2.rve.physics import make_physics
+from fe2.physics import make_physics
 from fe2.rve.pool import RvePool
 from fe2.rve.solver import DirectSolver
 

@@ -29,7 +29,7 @@ from fe2.meshing.specs import parse_mesh_spec
 from fe2.rve.effective import effective_tensor
 from fe2.rve.factory import make_rve_solver
 from fe2.rve.model import RveModel
-from fe2.rve.physics import make_physics
+from fe2.physics import make_physics
 from fe2.rve.solver import DirectSolver
 
 MATERIALS = {1: LinearElastic(E=3.5, nu=0.35), 2: LinearElastic(E=72.0, nu=0.22)}

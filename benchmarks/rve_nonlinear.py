@@ -33,7 +33,7 @@ from fe2.meshing.specs import parse_mesh_spec
 from fe2.rve.model import RveModel
 from fe2.rve.factory import make_rve_solver
 from fe2.rve.newton import PointwiseRveSolver
-from fe2.rve.physics import make_physics
+from fe2.physics import make_physics
 from fe2.rve.pool import RvePool
 from fe2.rve.solver import DirectSolver
 from fe2.tensors import to_mandel

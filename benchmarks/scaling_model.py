@@ -45,7 +45,7 @@ from fe2.meshing.specs import parse_mesh_spec
 from fe2.rve.model import RveModel
 from fe2.rve.factory import make_rve_solver
 from fe2.rve.newton import PointwiseRveSolver
-from fe2.rve.physics import make_physics
+from fe2.physics import make_physics
 from fe2.rve.pool import RvePool
 
 ALPHA, BANDWIDTH, LU_EXPONENT, IMBALANCE = 2e-6, 10e9, 0.5, 1.06

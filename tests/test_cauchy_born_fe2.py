@@ -21,7 +21,7 @@ from fe2.rve.effective import effective_tensor
 from fe2.rve.model import RveModel
 from fe2.rve.factory import make_rve_solver
 from fe2.rve.micro_solver import NewtonOptions
-from fe2.rve.physics import make_physics
+from fe2.physics import make_physics
 from fe2.tensors import mandel_to_tensor
 
 REPO = Path(__file__).resolve().parents[1]

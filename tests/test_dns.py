@@ -19,7 +19,7 @@ from fe2.materials.points import PhasePoints
 from fe2.rve.model import RveModel
 from fe2.rve.factory import make_rve_solver
 from fe2.rve.micro_solver import NewtonOptions
-from fe2.rve.physics import make_physics
+from fe2.physics import make_physics
 from fe2.rve.pool import RvePool
 
 comm = MPI.COMM_WORLD

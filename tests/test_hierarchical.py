@@ -16,7 +16,7 @@ from mpi4py import MPI
 from fe2.materials import AnisotropicLinearElastic, LinearElastic
 from fe2.rve.effective import effective_tensor
 from fe2.rve.model import RveModel
-from fe2.rve.physics import make_physics
+from fe2.physics import make_physics
 from test_run import run
 
 comm = MPI.COMM_WORLD

@@ -17,7 +17,7 @@ from fe2.macro.stepping import run_load_steps
 from fe2.materials import J2Plasticity, LinearElastic, NeoHookean
 from fe2.materials.points import LawPoints
 from fe2.rve.micro_solver import NewtonOptions
-from fe2.rve.physics import make_physics
+from fe2.physics import make_physics
 from fe2.tensors import isotropic_stiffness, lame_parameters
 
 comm = MPI.COMM_WORLD

@@ -180,7 +180,7 @@ def test_balanced_pool_moves_points_and_states_without_changing_answers(make_mes
     from fe2.rve.model import RveModel
     from fe2.rve.factory import make_rve_solver
     from fe2.rve.micro_solver import NewtonOptions
-    from fe2.rve.physics import make_physics
+    from fe2.physics import make_physics
     from fe2.rve.pool import RvePool
 
     rve = make_mesh(type="inclusion_2d", volume_fraction=0.3, mesh_size=0.1)

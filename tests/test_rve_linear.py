@@ -14,7 +14,7 @@ from fe2.rve.boundary_conditions import PeriodicBC
 from fe2.rve.effective import effective_tensor
 from fe2.rve.model import RveModel
 from fe2.rve.periodicity import MeshNotPeriodicError
-from fe2.rve.physics import make_physics
+from fe2.physics import make_physics
 from fe2.tensors import isotropic_stiffness
 
 BCS = ("affine", "periodic", "traction")

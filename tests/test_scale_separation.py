@@ -15,7 +15,7 @@ from field_files import read_h5, read_meshio
 from fe2.cli import main
 from fe2.fem.quadrature_forms import QuadratureForms
 from fe2.macro.scale_separation import ScaleSeparation
-from fe2.rve.physics import make_physics
+from fe2.physics import make_physics
 
 comm = MPI.COMM_WORLD
 ELL = 0.05

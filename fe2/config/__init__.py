@@ -3,7 +3,6 @@
 from fe2.config.base import ConfigError, ConfigModel, load_config, load_yaml, validate
 from fe2.config.homogenize import HomogenizeConfig, LoadPath, load_homogenize_config
 from fe2.config.materials import (
-    DEFAULT_LAW,
     LAW_PHYSICS,
     PHASE_MODELS,
     ConductorPhase,
@@ -16,7 +15,6 @@ from fe2.config.rve import MeshSource, NewtonConfig, RveOptions, SolverOptions
 from fe2.config.run import RunConfig, load_run_config
 
 __all__ = [
-    "DEFAULT_LAW",
     "LAW_PHYSICS",
     "PHASE_MODELS",
     "ConductorPhase",

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from fe2.physics import PHYSICS_NAMES
 from fe2.config.base import ConfigModel, Limits, load_config
 from fe2.config.materials import Phase, WithDefaultLaws, check_phases
 from fe2.config.rve import MeshSource, RveOptions, SolverOptions
@@ -100,7 +101,7 @@ class LoadPath(ConfigModel):
 class HomogenizeConfig(WithDefaultLaws):
     """A homogenisation study (`fe2 homogenize`): effective tensor, or a load path."""
 
-    physics: Literal["elasticity", "finite_strain", "conduction"] = Field(
+    physics: Literal[PHYSICS_NAMES] = Field(  # type: ignore[valid-type]
         description="field problem on the RVE"
     )
     mesh: MeshSource

@@ -8,9 +8,11 @@ from pydantic import Field, model_validator
 
 from fe2.config.base import ConfigModel
 from fe2.lattice.lattices import LATTICES
+from fe2.physics import default_law
 from fe2.lattice.potentials import LennardJones, Morse
 from fe2.materials import J2Plasticity, LinearConductor, LinearElastic, Material, NeoHookean
 from fe2.materials.cauchy_born import CauchyBornLaw
+from fe2.materials.transport import ForchheimerFlow, PowerLawConductor, TemperatureDependentConductor
 
 _TAG = Field(None, description="cell tag (gmsh physical group) of the phase")
 _E = Field(gt=0, description="Young's modulus, stress units (e.g. GPa)")
@@ -69,6 +71,49 @@ class ConductorPhase(ConfigModel):
 
 def _positive(description: str):
     return Field(gt=0, allow_inf_nan=False, description=description)
+
+
+class PowerLawPhase(ConfigModel):
+    """Power-law conduction q = k (delta^2 + |grad T|^2)^((p-2)/2) grad T (p-Laplacian)."""
+
+    law: Literal["power_law"] = "power_law"
+    tag: int | None = _TAG
+    k: float = _positive("consistency: the conductivity at |grad T| = 1 (delta = 0)")
+    p: float = Field(gt=1, le=20, allow_inf_nan=False, description="exponent p > 1 (2: linear; < 2 shear-thinning)")
+    delta: float = Field(
+        0.0, ge=0, allow_inf_nan=False,
+        description="regularising gradient, >= 0: keeps the tangent finite and positive at zero gradient",
+    )
+
+    def material(self) -> Material:
+        return PowerLawConductor(k=self.k, p=self.p, delta=self.delta)
+
+
+class ForchheimerPhase(ConfigModel):
+    """Forchheimer flow through a porous phase: |grad p| = mu/kappa |v| + beta rho |v|^2."""
+
+    law: Literal["forchheimer"] = "forchheimer"
+    tag: int | None = _TAG
+    mu: float = _positive("dynamic viscosity of the fluid, e.g. Pa s")
+    kappa: float = _positive("intrinsic permeability, e.g. m^2")
+    beta: float = Field(ge=0, allow_inf_nan=False, description="Forchheimer (inertial) coefficient, 1/m (0: Darcy)")
+    rho: float = Field(1.0, gt=0, allow_inf_nan=False, description="fluid density, e.g. kg/m^3")
+
+    def material(self) -> Material:
+        return ForchheimerFlow(mu=self.mu, kappa=self.kappa, beta=self.beta, rho=self.rho)
+
+
+class TemperatureDependentPhase(ConfigModel):
+    """Conductivity linear in the temperature, k(T) = k0 (1 + alpha (T - T0))."""
+
+    law: Literal["temperature_dependent_conduction"] = "temperature_dependent_conduction"
+    tag: int | None = _TAG
+    k0: float = _positive("conductivity at T0")
+    alpha: float = Field(allow_inf_nan=False, description="temperature coefficient, 1/K (any sign; k(T) must stay > 0)")
+    T0: float = Field(0.0, allow_inf_nan=False, description="reference temperature, K")
+
+    def material(self) -> Material:
+        return TemperatureDependentConductor(k0=self.k0, alpha=self.alpha, T0=self.T0)
 
 
 class LennardJonesPotential(ConfigModel):
@@ -152,23 +197,23 @@ class CauchyBornPhase(ConfigModel):
 
 
 Phase = Annotated[
-    ElasticPhase | J2Phase | NeoHookeanPhase | ConductorPhase | CauchyBornPhase, Field(discriminator="law")
+    ElasticPhase | J2Phase | NeoHookeanPhase | ConductorPhase | PowerLawPhase | ForchheimerPhase
+    | TemperatureDependentPhase | CauchyBornPhase,
+    Field(discriminator="law"),
 ]
-PHASE_MODELS = (ElasticPhase, J2Phase, NeoHookeanPhase, ConductorPhase, CauchyBornPhase)
+PHASE_MODELS = (ElasticPhase, J2Phase, NeoHookeanPhase, ConductorPhase, PowerLawPhase, ForchheimerPhase,
+                TemperatureDependentPhase, CauchyBornPhase)
 #: Sections nested in phase models (documented with them).
 PHASE_PARTS = (LennardJonesPotential, MorsePotential, CutoffConfig, StabilityConfig)
 
-#: The phase law each physics uses when a phase does not name one.
-DEFAULT_LAW = {
-    "elasticity": "linear_elastic",
-    "finite_strain": "neo_hookean",
-    "conduction": "linear_conduction",
-}
 LAW_PHYSICS = {
     "linear_elastic": "elasticity",
     "j2": "elasticity",
     "neo_hookean": "finite_strain",
     "linear_conduction": "conduction",
+    "power_law": "conduction",
+    "forchheimer": "conduction",
+    "temperature_dependent_conduction": "conduction",
     "cauchy_born": "finite_strain",
 }
 
@@ -181,7 +226,7 @@ def stability_policy(phases: list) -> str:
 
 def with_default_laws(data: Any, physics: Any) -> Any:
     """Give each phase mapping without 'law' the default law of the physics."""
-    law = DEFAULT_LAW.get(physics) if isinstance(physics, str) else None
+    law = default_law(physics)
     if law is None or not isinstance(data, dict):
         return data
     return {name: ({"law": law, **p} if isinstance(p, dict) else p) for name, p in data.items()}

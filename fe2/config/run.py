@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from fe2.physics import PHYSICS_NAMES
 from fe2.config.base import ConfigModel, Limits, load_config
 from fe2.config.loading import (
     BUILTIN_AMPLITUDES, AmplitudeTable, RotationConfig, StepIncrement, ValueEntry, check_amplitudes,
@@ -109,12 +110,15 @@ _AMPLITUDE = Field(
 
 
 class DirichletConfig(_OnBoundary):
-    """Prescribed displacement: a value (times an amplitude), or a rigid rotation."""
+    """Prescribed displacement (temperature for conduction): a value (times an amplitude), or a
+    rigid rotation."""
 
-    component: Literal["x", "y", "z", "all"] = Field("all", description="displacement component")
+    component: Literal["x", "y", "z", "all"] = Field(
+        "all", description="displacement component ('all' for a temperature)"
+    )
     value: ValueEntry | list[ValueEntry] = Field(
-        0.0, description="displacement (length units) at amplitude 1: a number or an expression of "
-        "x, y, z, t; with component 'all' also a list of d numbers/expressions",
+        0.0, description="displacement (length units) or temperature at amplitude 1: a number or an "
+        "expression of x, y, z, t; with component 'all' also a list of one entry per field component",
     )
     amplitude: str | None = _AMPLITUDE
     rotation: RotationConfig | None = Field(None, description="rigid rotation of the boundary (component 'all')")
@@ -139,10 +143,12 @@ class DirichletConfig(_OnBoundary):
 
 
 class TractionConfig(_OnBoundary):
-    """Surface traction (force per area) times an amplitude."""
+    """Surface traction (force per area; an inward normal heat flux for conduction) times an
+    amplitude."""
 
     traction: list[ValueEntry] = Field(
-        description="traction vector at amplitude 1, d numbers or expressions of x, y, z, t"
+        description="traction vector at amplitude 1, d numbers or expressions of x, y, z, t "
+        "(conduction: one entry, the heat flux into the body per area)"
     )
     amplitude: str | None = _AMPLITUDE
 
@@ -157,7 +163,8 @@ class LoadsConfig(ConfigModel):
 
     tractions: list[TractionConfig] = Field(default_factory=list)
     body_force: list[ValueEntry] | None = Field(
-        None, description="force per volume at amplitude 1, d numbers or expressions"
+        None, description="force per volume at amplitude 1, d numbers or expressions "
+        "(conduction: one entry, the heat source per volume)"
     )
     body_force_amplitude: str | None = _AMPLITUDE
 
@@ -239,8 +246,9 @@ RESTART_SAFE = ("steps", "end_time", "amplitudes", "parallel", "output", "checkp
 class RunConfig(ConfigModel):
     """A macro (FE² or single-scale) study: `fe2 run`."""
 
-    physics: Literal["elasticity", "finite_strain"] = Field(
-        description="macro kinematics: small strain or finite strain (F = I + grad U)"
+    physics: Literal[PHYSICS_NAMES] = Field(  # type: ignore[valid-type]
+        description="macro field problem: small strain, finite strain (F = I + grad U), or "
+        "stationary conduction / Darcy flow (temperature T, -div q = s)"
     )
     macro: MacroOptions
     material: MaterialSource

@@ -19,7 +19,6 @@ from fe2.config.run import RunConfig
 from fe2.coupling.balanced_pool import BalancedRvePool
 from fe2.errors import InputError, collectively
 from fe2.material_point import MaterialPoints
-from fe2.materials import AnisotropicLinearElastic
 from fe2.materials.points import LawPoints, PhasePoints
 from fe2.meshing.macro import MacroMesh
 from fe2.rve.effective import effective_tensor
@@ -27,7 +26,7 @@ from fe2.rve.factory import make_rve_solver
 from fe2.rve.mesh_source import check_phase_tags, load_rve_mesh
 from fe2.rve.micro_solver import NewtonOptions
 from fe2.rve.model import RveModel
-from fe2.rve.physics import Physics
+from fe2.physics import Physics
 from fe2.rve.pool import RvePool
 
 log = logging.getLogger(__name__)
@@ -91,19 +90,22 @@ def coupling(config: RunConfig, macro: MacroMesh, physics: Physics, comm: MPI.Co
         raise InputError(f"material.rve.mesh: a {rve_mesh.dim}D RVE for a {dim}D macro mesh")
     model = RveModel(rve_mesh.mesh, rve_mesh.cell_tags, physics, laws, degree=rve.degree)
     nonlinear = [name for name, p in rve.phases.items() if not laws[p.tag].is_linear]
-    linear_small = not nonlinear and physics.name == "elasticity"
+    # Linear phases and a physics whose effective tensor is a closed-form law (not finite strain).
+    probe = physics.effective_law(np.eye(n)) if not nonlinear else None
+    linear = probe is not None
     mode = rve.coupling
     if mode == "auto":
-        mode = "hierarchical" if linear_small else "concurrent"
+        mode = "hierarchical" if linear else "concurrent"
         why = (
             "every RVE phase is linear at small strain: the effective tensor is computed once"
-            if linear_small
-            else (f"RVE phases {nonlinear} are nonlinear" if nonlinear else "finite strain")
+            if linear
+            else (f"RVE phases {nonlinear} are nonlinear" if nonlinear else physics.name.replace("_", " "))
             + ": an RVE solve per macro point and Newton iteration"
         )
     elif mode == "hierarchical":
-        if not linear_small:
-            raise InputError("material.rve.coupling: 'hierarchical' needs linear RVE phases at small strain")
+        if not linear:
+            raise InputError("material.rve.coupling: 'hierarchical' needs linear RVE phases and small strain "
+                             "(elasticity or conduction)")
         why = "requested; the effective tensor is computed once"
     else:
         why = "requested: an RVE solve per macro point and Newton iteration"
@@ -111,7 +113,7 @@ def coupling(config: RunConfig, macro: MacroMesh, physics: Physics, comm: MPI.Co
         C = comm.bcast(
             effective_tensor(model, rve.bc, solver_options=rve.solver.petsc_options).C if comm.rank == 0 else None
         )
-        law = AnisotropicLinearElastic(C)
+        law = physics.effective_law(C)
         return Coupling(lambda m: LawPoints(law, m, dim=dim, n_comp=n), "hierarchical", why)
     newton = rve_newton_options(config)
     balancing = config.parallel.balancing

@@ -145,7 +145,7 @@ def element_operators(space: QuadratureSpace) -> ElementOperators:
     physics, V = space.physics, space.V
     n = physics.n_comp
     Q = space.quadrature_space((n,))
-    form = fem.form(ufl.inner(physics.strain(ufl.TrialFunction(V)), ufl.TestFunction(Q)) * space.dx)
+    form = fem.form(ufl.inner(space.strain(ufl.TrialFunction(V)), ufl.TestFunction(Q)) * space.dx)
     G = assemble_matrix(form)
     G.assemble()
     indptr, indices, data = G.getValuesCSR()

@@ -21,7 +21,7 @@ import numpy as np
 import ufl
 from dolfinx import fem
 
-from fe2.rve.physics import Physics
+from fe2.physics import Physics
 
 
 def quadrature_degree(cell: basix.CellType, degree: int) -> int:
@@ -37,14 +37,19 @@ class QuadratureSpace:
         mesh: the mesh (any communicator; arrays cover the cells this rank owns).
         physics: strain measure and field shape.
         degree: Lagrange degree of the field.
+        fluctuation: the field is an RVE fluctuation: its strain is the physics'
+            ``fluctuation_strain`` (which differs from ``strain`` where a macro quantity,
+            e.g. the macro temperature, enters the micro strain without fluctuating).
 
     Attributes:
+        strain: the strain operator of the field (n components).
         V: the Lagrange space; dx: the quadrature measure; num_qp: points per cell;
         dV: quadrature volumes |det J| w_q of the owned cells, (num_cells, num_qp).
     """
 
-    def __init__(self, mesh: dolfinx.mesh.Mesh, physics: Physics, degree: int):
+    def __init__(self, mesh: dolfinx.mesh.Mesh, physics: Physics, degree: int, *, fluctuation: bool = False):
         self.mesh, self.physics, self.degree = mesh, physics, degree
+        self.strain = physics.fluctuation_strain if fluctuation else physics.strain
         self.cell_type = mesh.basix_cell()
         self.quadrature_degree = quadrature_degree(self.cell_type, degree)
         self.reference_points, weights = basix.make_quadrature(self.cell_type, self.quadrature_degree)
@@ -96,7 +101,7 @@ class QuadratureForms:
             raise RuntimeError("unexpected quadrature dof layout")  # cell-major is assumed
 
         v, u = ufl.TestFunction(self.V), ufl.TrialFunction(self.V)
-        strain = physics.strain
+        strain = space.strain
         self.internal_force = fem.form(ufl.inner(self.stress_q, strain(v)) * self.dx)
         self.jacobian = fem.form(ufl.inner(ufl.dot(self.tangent_q, strain(u)), strain(v)) * self.dx)
 

@@ -32,30 +32,15 @@ from fe2.homogenization.mixed_control import (
 from fe2.io.rve_fields import Snapshot
 from fe2.macro.stepping import StepRecord, run_steps
 from fe2.rve.micro_solver import MicroSolver
-from fe2.rve.physics import Physics
+from fe2.physics import Physics
 from fe2.rve.pool import RvePool
-from fe2.tensors import MANDEL_PAIRS, SQRT2, to_mandel
 
 log = logging.getLogger(__name__)
 
 
 def macro_strain_vector(physics: Physics, value, *, key: str) -> np.ndarray:
-    """User input (tensor d x d, or vector for conduction) -> strain vector (n,)."""
-    array = np.asarray(value, dtype=float)
-    dim = physics.dim
-    if physics.name == "conduction":
-        if array.shape != (dim,):
-            raise InputError(f"{key}: expected a temperature gradient of {dim} components, got shape {array.shape}")
-        return array
-    if array.shape != (dim, dim):
-        raise InputError(f"{key}: expected a {dim} x {dim} tensor, got shape {array.shape}")
-    if physics.name == "finite_strain":
-        if np.linalg.det(array) <= 0:
-            raise InputError(f"{key}: the deformation gradient must have det F > 0")
-        return array.ravel()
-    if not np.allclose(array, array.T, rtol=0, atol=1e-14 * max(1.0, np.abs(array).max())):
-        raise InputError(f"{key}: the small-strain tensor must be symmetric")
-    return to_mandel(0.5 * (array + array.T))
+    """User input (tensor d x d, or a vector for conduction) -> strain vector (n,)."""
+    return physics.parse_strain(value, key=key)
 
 
 def component_map(physics: Physics) -> dict[str, tuple[int, float]]:
@@ -64,31 +49,12 @@ def component_map(physics: Physics) -> dict[str, tuple[int, float]]:
 
     Small strain: '12' and '21' name the same (symmetric) component.
     """
-    dim = physics.dim
-    if physics.name == "conduction":
-        return {str(i + 1): (i, 1.0) for i in range(dim)}
-    if physics.name == "finite_strain":
-        return {f"{i + 1}{j + 1}": (i * dim + j, 1.0) for i in range(dim) for j in range(dim)}
-    table = {}
-    for k, (i, j) in enumerate(MANDEL_PAIRS[dim]):
-        factor = 1.0 if i == j else SQRT2
-        table[f"{i + 1}{j + 1}"] = table[f"{j + 1}{i + 1}"] = (k, factor)
-    return table
+    return physics.component_map()
 
 
 def macro_stress_vector(physics: Physics, value, *, key: str) -> np.ndarray:
     """User input (stress tensor d x d, Piola P, or flux vector) -> stress vector (n,)."""
-    array = np.asarray(value, dtype=float)
-    dim = physics.dim
-    shape = (dim,) if physics.name == "conduction" else (dim, dim)
-    if array.shape != shape:
-        what = f"a vector of {dim} components" if len(shape) == 1 else f"a {dim} x {dim} tensor"
-        raise InputError(f"{key}: expected {what}, got shape {array.shape}")
-    if physics.name != "elasticity":
-        return array.ravel()
-    if not np.allclose(array, array.T, rtol=0, atol=1e-14 * max(1.0, np.abs(array).max())):
-        raise InputError(f"{key}: the stress tensor must be symmetric")
-    return to_mandel(0.5 * (array + array.T))
+    return physics.parse_stress(value, key=key)
 
 
 def _components(physics: Physics, given: dict, *, key: str) -> dict[int, float]:
@@ -109,7 +75,7 @@ def _components(physics: Physics, given: dict, *, key: str) -> dict[int, float]:
 def macro_target(physics: Physics, strain, stress, *, key: str) -> MixedTarget:
     """The target of one segment: a full strain tensor, a full stress tensor, or per
     component ({label: value} mappings for both; each component in exactly one)."""
-    n, dim = physics.n_comp, physics.dim
+    n = physics.n_comp
     if strain is None and stress is None:
         raise InputError(f"{key}: give 'strain' and/or 'stress'")
     if not isinstance(strain, dict) and not isinstance(stress, dict):
@@ -138,8 +104,8 @@ def macro_target(physics: Physics, strain, stress, *, key: str) -> MixedTarget:
                          "(every component is prescribed, by its strain or by its stress)")
     mask = np.array([k in stresses for k in range(n)])
     values = np.array([stresses[k] if mask[k] else strains[k] for k in range(n)])
-    if physics.name == "finite_strain" and not mask.any() and np.linalg.det(values.reshape(dim, dim)) <= 0:
-        raise InputError(f"{key}.strain: the deformation gradient must have det F > 0")
+    if not mask.any():
+        physics.check_strain_vector(values, key=f"{key}.strain")
     return MixedTarget(mask, values)
 
 

@@ -36,7 +36,7 @@ from fe2.meshing.io import read_rve_mesh
 from fe2.meshing.packing import PackingError
 from fe2.rve.effective import effective_tensor
 from fe2.rve.model import RveModel
-from fe2.rve.physics import make_physics
+from fe2.physics import make_physics
 from fe2.rve.solver import SolveError
 
 log = logging.getLogger(__name__)
@@ -209,9 +209,9 @@ def solve_unit(config: RveSizeConfig, unit: Unit, *, keep_mesh: Path | None = No
                 shutil.copy(path, keep_mesh)
             except OSError as exc:
                 raise ResourceError(f"cannot keep the window mesh {os_error_message(exc, keep_mesh)}") from None
-    physics = make_physics(config.physics, rve.dim)
     present = set(np.unique(rve.cell_tags.values).tolist())
     materials = {p.tag: p.material() for p in config.phases.values() if p.tag in present}
+    physics = make_physics(config.physics, rve.dim, [p.material() for p in config.phases.values()])
     try:
         model = RveModel(rve.mesh, rve.cell_tags, physics, materials, degree=options.degree)
     except InputError as exc:  # e.g. a mesh that does not fill its box: a meshing failure

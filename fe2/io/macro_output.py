@@ -2,9 +2,10 @@
 
 Fields (``fields.xdmf`` with one HDF5 file per step in ``fields/``, see
 :mod:`fe2.io.field_series`; ParaView and meshio, time = the pseudo-time t): the displacement
-(P1; interpolated for P2); per cell (DG0) the macro stress and strain averaged over the cell's quadrature points as 3 x 3 tensors
-(in 2D the in-plane components, out-of-plane entries 0; Cauchy stress and small strain, or
-P and F at finite strain); and the point outputs of the constitutive source averaged per cell
+(P1; interpolated for P2) or the temperature; per cell (DG0) the macro stress and strain
+averaged over the cell's quadrature points as 3 x 3 tensors (in 2D the in-plane components,
+out-of-plane entries 0; Cauchy stress and small strain, or P and F at finite strain), or the
+heat flux and temperature gradient as vectors (names and shapes from the physics); and the point outputs of the constitutive source averaged per cell
 (equivalent plastic strain, RVE-averaged for FE²) or maximised (RVE Newton iterations).
 """
 
@@ -25,9 +26,7 @@ from fe2.macro.problem import MacroProblem
 from fe2.macro.stepping import StepRecord
 from fe2.io.probes import RveProbes
 from fe2.io.rve_fields import set_cell_values
-from fe2.tensors import from_mandel
 
-AXES = "xyz"
 #: How a per-point output becomes a cell value.
 CELL_REDUCTION = {
     "rve_newton_iterations": np.max,
@@ -82,12 +81,13 @@ class MacroOutput:
         self.comm = problem.comm
         mesh, dim = problem.mesh, problem.mesh.geometry.dim
         self.dim = dim
-        V1 = fem.functionspace(mesh, ("Lagrange", 1, (dim,)))
-        self.displacement = fem.Function(V1, name="displacement")
+        physics = problem.physics
+        V1 = fem.functionspace(mesh, ("Lagrange", 1, physics.value_shape))
+        self.displacement = fem.Function(V1, name=physics.primary)  # the primary field
         self._interpolate = problem.forms.degree != 1
-        tensor = fem.functionspace(mesh, ("DG", 0, (3, 3)))
-        self.stress = fem.Function(tensor, name="stress")
-        self.strain = fem.Function(tensor, name="strain")
+        tensor = fem.functionspace(mesh, ("DG", 0, physics.output_shape))
+        self.stress = fem.Function(tensor, name=physics.stress_field)
+        self.strain = fem.Function(tensor, name=physics.strain_field)
         self.scalar_space = fem.functionspace(mesh, ("DG", 0))
         self.point_outputs: dict[str, fem.Function] = {}
         self.probes = probes
@@ -106,12 +106,10 @@ class MacroOutput:
         return np.einsum("cq,cq...->c...", dV, values) / dV.sum(axis=1).reshape(shape)
 
     def _tensor_cells(self, vectors: np.ndarray) -> np.ndarray:
-        """Cell-mean strain/stress vectors (cells, n) -> embedded 3 x 3 tensors, flat."""
-        dim = self.dim
-        tensors = from_mandel(vectors) if self.problem.physics.name == "elasticity" else vectors.reshape(len(vectors), dim, dim)
-        out = np.zeros((len(vectors), 3, 3))
-        out[:, :dim, :dim] = tensors
-        return out.reshape(len(vectors), 9)
+        """Cell-mean strain/stress vectors (cells, n) -> output values (3 x 3 tensors, or
+        vectors for conduction), flat per cell."""
+        physics = self.problem.physics  # (0, -1) cannot be reshaped: a rank may own no cell
+        return physics.output_values(vectors).reshape(len(vectors), int(np.prod(physics.output_shape)))
 
     def _set_cells(self, function: fem.Function, values: np.ndarray) -> None:
         """Write per-cell values (cells, ...) of the owned cells into a DG0 function."""
@@ -162,12 +160,13 @@ class MacroOutput:
             "moved_points": record.moved_points,
             "seconds": f"{record.seconds:.3f}",
         }
+        physics = self.problem.physics
         for name, force in record.reactions.items():
-            for axis, value in zip(AXES, force):
-                row[f"reaction_{name}_{axis}"] = repr(float(value))
+            for column, value in zip(physics.history_columns(name)[0], force):
+                row[column] = repr(float(value))
         for name, mean in record.displacements.items():
-            for axis, value in zip(AXES, mean):
-                row[f"displacement_{name}_{axis}"] = repr(float(value))
+            for column, value in zip(physics.history_columns(name)[1], mean):
+                row[column] = repr(float(value))
         row.update(record.diagnostics)
         return row
 

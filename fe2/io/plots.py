@@ -6,6 +6,8 @@
   unloaded state (load-unload cycles show as hysteresis loops), for the components whose
   displacement changes; ``convergence.png`` -- the macro Newton residual norms of every load
   step against the iteration (log scale: quadratic convergence shows as ever steeper lines).
+  Column names and labels come from the physics (conduction: heat flows against mean
+  temperatures).
 * ``load_path*.csv`` (`fe2 homogenize` with a load path): ``load_path*.png`` -- each
   homogenised stress component against its strain component (those that are not zero), the
   stress components and the RVE Newton iterations against the step.
@@ -37,8 +39,17 @@ def _save(figure, path: Path) -> Path:
     return path
 
 
-def _reaction_columns(rows: list[dict[str, str]]) -> list[str]:
-    return [c for c in rows[0] if c.startswith("reaction_") and any(float(r[c]) for r in rows)]
+def _physics_of(columns) -> type:
+    """The physics whose history columns these are (its reaction column prefix is present;
+    mechanics for a history without any)."""
+    from fe2.physics import PHYSICS
+
+    found = [cls for cls in PHYSICS.values() if any(c.startswith(cls.reaction_column + "_") for c in columns)]
+    return found[0] if found else PHYSICS["elasticity"]
+
+
+def _reaction_columns(rows: list[dict[str, str]], prefix: str) -> list[str]:
+    return [c for c in rows[0] if c.startswith(prefix) and any(float(r[c]) for r in rows)]
 
 
 def plot_history(history: Path) -> list[Path]:
@@ -48,24 +59,26 @@ def plot_history(history: Path) -> list[Path]:
         return []
     time_column = "time" if "time" in rows[0] else "load_factor"  # history files of older versions
     times = [0.0] + [float(r[time_column]) for r in rows]  # from the unloaded state
-    columns = _reaction_columns(rows)
+    physics = _physics_of(rows[0])
+    prefix = physics.reaction_column + "_"
+    columns = _reaction_columns(rows, prefix)
     figure, axes = plt.subplots(figsize=(6, 4))
     for column in columns:
-        axes.plot(times, [0.0] + [float(r[column]) for r in rows], marker="o", label=column.removeprefix("reaction_"))
-    axes.set(xlabel="time t", ylabel="reaction force", title="Reactions on the supported boundaries")
+        axes.plot(times, [0.0] + [float(r[column]) for r in rows], marker="o", label=column.removeprefix(prefix))
+    axes.set(xlabel="time t", ylabel=physics.reaction_label, title="Reactions on the supported boundaries")
     axes.grid(True, alpha=0.3)
     if columns:
         axes.legend(fontsize=8)
     outputs = [_save(figure, history.with_name("reactions.png"))]
-    pairs = [(c, "displacement_" + c.removeprefix("reaction_")) for c in columns]
+    pairs = [(c, f"{physics.primary}_{c.removeprefix(prefix)}") for c in columns]
     pairs = [(f, u) for f, u in pairs if u in rows[0] and len({r[u] for r in rows}) > 1]
     if pairs:
         figure, axes = plt.subplots(figsize=(6, 4.5))
         for force, displacement in pairs:
             axes.plot([0.0] + [float(r[displacement]) for r in rows], [0.0] + [float(r[force]) for r in rows],
-                      marker=".", label=force.removeprefix("reaction_"))
-        axes.set(xlabel="mean displacement of the boundary", ylabel="reaction force",
-                 title="Reaction against displacement, per boundary and direction")
+                      marker=".", label=force.removeprefix(prefix))
+        axes.set(xlabel=physics.mean_label, ylabel=physics.reaction_label,
+                 title=f"Reaction against {physics.primary}, per boundary and component")
         axes.grid(True, alpha=0.3)
         axes.legend(fontsize=8)
         outputs.append(_save(figure, history.with_name("reaction_displacement.png")))

@@ -15,22 +15,23 @@ from fe2.homogenization.bounds import loewner_gaps
 from fe2.homogenization.engineering import format_tensor_report, tensor_report
 from fe2.homogenization.load_path import LoadPathResult
 from fe2.homogenization.study import BC_ORDER, HomogenizationResult
-from fe2.rve.physics import make_physics
-from fe2.tensors import MANDEL_PAIRS, from_mandel
+from fe2.physics import Physics, make_physics
 
-TENSOR_KEY = {"elasticity": "C", "finite_strain": "A", "conduction": "K"}
-#: Column prefixes of (strain, stress) per physics in load_path.csv.
-CSV_PREFIX = {"elasticity": ("E", "S"), "finite_strain": ("F", "P"), "conduction": ("G", "Q")}
-NOTATION = {
-    "elasticity": "mandel",
-    "finite_strain": "row-major F (tangent dP/dF)",
-    "conduction": "vector (gradient -> flux)",
-}
+def _physics(result: HomogenizationResult) -> Physics:
+    return result.physics or make_physics(result.config.physics, result.dim)
+
+
+def _tensor_report(result: HomogenizationResult, C: np.ndarray) -> dict:
+    """Engineering constants and symmetry of the gradient block of an effective tensor (a
+    temperature column dq/dT of a k(T) phase is not part of the conductivity)."""
+    physics = _physics(result)
+    s = physics.fluctuation_components
+    return tensor_report(physics.name, np.asarray(C)[s, s], result.dim, expect_isotropic=result.expected_isotropic)
 
 
 def _notation(result: HomogenizationResult) -> dict:
-    labels = list(make_physics(result.config.physics, result.dim).labels)
-    return {"notation": NOTATION[result.config.physics], "components": labels}
+    physics = _physics(result)
+    return {"notation": physics.notation, "components": list(physics.labels)}
 
 
 def effective_record(result: HomogenizationResult, bc: str) -> dict:
@@ -42,9 +43,9 @@ def effective_record(result: HomogenizationResult, bc: str) -> dict:
         "dim": result.dim,
         "bc": bc,
         **_notation(result),
-        TENSOR_KEY[result.config.physics]: eff.C.tolist(),
+        _physics(result).tensor_key: eff.C.tolist(),
         "volume_fractions": result.volume_fractions,
-        **tensor_report(result.config.physics, eff.C, result.dim, expect_isotropic=result.expected_isotropic),
+        **_tensor_report(result, eff.C),
         "hill_mandel_residual": float(eff.hill_mandel_residual.max()),
         "hill_mandel_residual_per_load_case": eff.hill_mandel_residual.tolist(),
         "strain_average_error": float(eff.strain_average_error),
@@ -95,20 +96,12 @@ def write_json(path: Path, data: dict) -> None:
     _atomic(path, json.dumps(data, indent=2) + "\n")
 
 
-def _tensor_components(physics: str, vector: np.ndarray, dim: int) -> np.ndarray:
-    """Strain/stress vector -> plain tensor components (Mandel shear scaling removed)."""
-    if physics == "elasticity":
-        matrix = from_mandel(vector)
-        return np.array([matrix[i, j] for i, j in MANDEL_PAIRS[dim]])
-    return vector
-
-
 def load_path_csv(result: HomogenizationResult, path_result: LoadPathResult) -> str:
     """One row per step: strain and stress (tensor components), tangent, Newton work."""
-    physics, dim = result.config.physics, result.dim
-    labels = list(make_physics(physics, dim).labels)
-    e, s = CSV_PREFIX[physics]
-    key = TENSOR_KEY[physics]
+    physics = _physics(result)
+    labels = list(physics.labels)
+    e, s = physics.csv_prefix
+    key = physics.tensor_key
     header = (
         ["step"] + [f"{e}{c}" for c in labels] + [f"{s}{c}" for c in labels]
         + [f"{key}_{a}_{b}" for a in labels for b in labels]
@@ -122,8 +115,8 @@ def load_path_csv(result: HomogenizationResult, path_result: LoadPathResult) -> 
     for k in range(len(r.strains)):
         writer.writerow(
             [k + 1]
-            + [repr(float(v)) for v in _tensor_components(physics, r.strains[k], dim)]
-            + [repr(float(v)) for v in _tensor_components(physics, r.stresses[k], dim)]
+            + [repr(float(v)) for v in physics.tensor_components(r.strains[k])]
+            + [repr(float(v)) for v in physics.tensor_components(r.stresses[k])]
             + [repr(float(v)) for v in r.tangents[k].ravel()]
             + [r.iterations[k], r.substeps[k], " ".join(np.array(labels)[r.stress_controlled[k]]),
                r.control_iterations[k], f"{r.stress_residual[k]:.3e}", f"{r.hill_mandel[k]:.3e}",
@@ -144,7 +137,7 @@ def load_path_record(result: HomogenizationResult, path_result: LoadPathResult) 
         "steps": len(r.strains),
         "final_strain": r.strains[-1].tolist(),
         "final_stress": r.stresses[-1].tolist(),
-        TENSOR_KEY[result.config.physics]: r.tangents[-1].tolist(),
+        _physics(result).tensor_key: r.tangents[-1].tolist(),
         "newton_iterations": int(sum(r.iterations)),
         "substeps": int(sum(r.substeps)),
         "control_iterations": int(sum(r.control_iterations)),
@@ -175,9 +168,12 @@ def write_homogenization(result: HomogenizationResult, directory: Path) -> list[
     else:
         bcs = list(result.effective)
         records = [effective_record(result, bc) for bc in bcs]
-        if len(bcs) > 1:
+        names = output_files(bcs)
+        if len(bcs) > 1 and result.bounds:
             records.append(bounds_record(result))
-        paths = [directory / name for name in output_files(bcs)]
+        elif len(bcs) > 1:  # no bounds for these phases (see study.phase_bounds)
+            names.remove("bounds.json")
+        paths = [directory / name for name in names]
         for path, record in zip(paths, records, strict=True):
             write_json(path, record)
     if result.mesh_content is not None:
@@ -197,11 +193,11 @@ def _matrix(C: np.ndarray, labels: list[str], indent: str = "  ") -> list[str]:
 
 def format_load_paths(result: HomogenizationResult) -> str:
     """Per BC, one line per step: strain and stress components, Newton iterations."""
-    physics, dim = result.config.physics, result.dim
-    labels = list(make_physics(physics, dim).labels)
-    e, s = CSV_PREFIX[physics]
+    physics, dim = _physics(result), result.dim
+    labels = list(physics.labels)
+    e, s = physics.csv_prefix
     fractions = ", ".join(f"{name} {f:.4f}" for name, f in result.volume_fractions.items())
-    lines = [f"{physics}, {dim}D RVE: {result.mesh['cells']} cells, volume fractions: {fractions}"]
+    lines = [f"{physics.name}, {dim}D RVE: {result.mesh['cells']} cells, volume fractions: {fractions}"]
     for bc, r in result.load_paths.items():
         mixed = any(mask.any() for mask in r.stress_controlled)
         lines += ["", f"{bc} BC load path ({sum(r.iterations)} Newton iterations, {sum(r.seconds):.2f} s)"]
@@ -212,8 +208,8 @@ def format_load_paths(result: HomogenizationResult) -> str:
             + f"{'iter':>6}" + (f"{'ctrl':>5}" if mixed else "") + f"{'max p':>11}"
         )
         for k in range(len(r.strains)):
-            strain = _tensor_components(physics, r.strains[k], dim)
-            stress = _tensor_components(physics, r.stresses[k], dim)
+            strain = physics.tensor_components(r.strains[k])
+            stress = physics.tensor_components(r.stresses[k])
             marks = ["*" if m else " " for m in r.stress_controlled[k]]
             lines.append(
                 f"{k + 1:>5}" + "".join(f"{v:11.4g}" for v in strain)
@@ -229,7 +225,7 @@ def format_report(result: HomogenizationResult) -> str:
     if result.load_paths:
         return format_load_paths(result)
     labels = _notation(result)["components"]
-    key = TENSOR_KEY[result.config.physics]
+    key = _physics(result).tensor_key
     fractions = ", ".join(f"{name} {f:.4f}" for name, f in result.volume_fractions.items())
     lines = [
         f"{result.config.physics}, {result.dim}D RVE: {result.mesh['cells']} cells, "
@@ -237,10 +233,11 @@ def format_report(result: HomogenizationResult) -> str:
         f"{key} in {_notation(result)['notation']} notation, components {', '.join(labels)}",
     ]
     bcs = [bc for bc in BC_ORDER if bc in result.effective]
-    ordered: list[tuple[str, np.ndarray]] = [("Voigt bound", result.bounds["voigt"])]
+    ordered: list[tuple[str, np.ndarray]] = [("Voigt bound", result.bounds["voigt"])] if result.bounds else []
     for bc in bcs:
         ordered.append((f"{bc} BC", result.effective[bc].C))
-    ordered.append(("Reuss bound", result.bounds["reuss"]))
+    if result.bounds:
+        ordered.append(("Reuss bound", result.bounds["reuss"]))
     for title, C in ordered:
         extra = ""
         if title.endswith(" BC"):
@@ -252,11 +249,9 @@ def format_report(result: HomogenizationResult) -> str:
             )
         lines += ["", f"{title}{extra}", *_matrix(C, labels)]
     for bc in bcs:
-        report = tensor_report(
-            result.config.physics, result.effective[bc].C, result.dim, expect_isotropic=result.expected_isotropic
-        )
+        report = _tensor_report(result, result.effective[bc].C)
         lines += ["", f"{bc} BC:", *format_tensor_report(report, result.dim)]
-    if len(bcs) == 3:
+    if len(bcs) == 3 and result.bounds:
         gaps = loewner_gaps(C for _, C in ordered)
         scale = np.abs(result.bounds["voigt"]).max()
         ok = all(g >= -1e-10 * scale for g in gaps)

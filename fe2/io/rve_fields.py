@@ -19,7 +19,6 @@ from dolfinx import fem
 
 from fe2.io.field_series import write_series_file
 from fe2.rve.model import History, RveModel
-from fe2.tensors import from_mandel
 
 Snapshot = dict[str, np.ndarray]
 
@@ -39,7 +38,7 @@ class RveFields:
     def __init__(self, model: RveModel):
         self.model = model
         mesh, physics, dim = model.mesh, model.physics, model.box.dim
-        self.primary = "temperature" if physics.name == "conduction" else "displacement"
+        self.primary, self.stress_name = physics.primary, physics.stress_field
         V1 = fem.functionspace(mesh, ("Lagrange", 1, physics.value_shape))
         x = ufl.SpatialCoordinate(mesh)
         centre = fem.Constant(mesh, model.box.centre)
@@ -47,10 +46,10 @@ class RveFields:
         self.w = fem.Function(model.V)  # fluctuation of a snapshot
         total = physics.macro_field(self.E, x - centre) + self.w
         self._total = fem.Expression(total, V1.element.interpolation_points)
-        stress_shape = (dim,) if physics.name == "conduction" else (3, 3)
         self.functions = {
             self.primary: fem.Function(V1, name=self.primary),
-            "stress": fem.Function(fem.functionspace(mesh, ("DG", 0, stress_shape)), name="stress"),
+            self.stress_name: fem.Function(fem.functionspace(mesh, ("DG", 0, physics.output_shape)),
+                                           name=self.stress_name),
             "equivalent_plastic_strain": fem.Function(
                 fem.functionspace(mesh, ("DG", 0)), name="equivalent_plastic_strain"
             ),
@@ -69,12 +68,7 @@ class RveFields:
         self.w.x.array[:] = w
         u = self.functions[self.primary]
         u.interpolate(self._total)
-        stress = self._cell_average(stress_qp)
-        if model.physics.name != "conduction":
-            dim = model.box.dim
-            tensor = from_mandel(stress) if model.physics.name == "elasticity" else stress.reshape(-1, dim, dim)
-            stress = np.zeros((model.num_cells, 3, 3))
-            stress[:, :dim, :dim] = tensor
+        stress = model.physics.output_values(self._cell_average(stress_qp))
         p = np.zeros((model.num_cells, model.num_qp))
         for tag, state in history.items():
             if "equivalent_plastic_strain" in state:
@@ -82,7 +76,7 @@ class RveFields:
                 p[cells] = state["equivalent_plastic_strain"].reshape(len(cells), model.num_qp)
         return {
             self.primary: u.x.array.copy(),
-            "stress": stress.ravel(),
+            self.stress_name: stress.ravel(),
             "equivalent_plastic_strain": self._cell_average(p),
         }
 

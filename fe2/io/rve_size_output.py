@@ -14,16 +14,21 @@ import numpy as np
 
 import fe2
 from fe2.homogenization.rve_size import TASKS, WINDOWS, RveSizeResult
-from fe2.io.results import NOTATION, TENSOR_KEY, _atomic, write_json
-from fe2.rve.physics import make_physics
+from fe2.io.results import _atomic, write_json
+from fe2.physics import Physics, make_physics
 
 FILES = ("rve_size.json", "rve_size.csv", "rve_size_samples.csv")
 #: How the Loewner order of the means is shown in the table.
 LOEWNER = {"holds": "ok", "within sampling error": "ok (±2se)", "violated": "VIOLATED"}
 
 
+def _physics(result: RveSizeResult) -> Physics:
+    config = result.config
+    return make_physics(config.physics, config.dim, [p.material() for p in config.phases.values()])
+
+
 def _labels(result: RveSizeResult) -> list[str]:
-    return list(make_physics(result.config.physics, result.config.dim).labels)
+    return list(_physics(result).labels)
 
 
 def _pairs(n: int) -> list[tuple[int, int]]:
@@ -32,7 +37,7 @@ def _pairs(n: int) -> list[tuple[int, int]]:
 
 def _column(result: RveSizeResult, a: int, b: int) -> str:
     labels = _labels(result)
-    return f"{TENSOR_KEY[result.config.physics]}_{labels[a]}_{labels[b]}"
+    return f"{_physics(result).tensor_key}_{labels[a]}_{labels[b]}"
 
 
 def rve_size_record(result: RveSizeResult) -> dict:
@@ -51,9 +56,9 @@ def rve_size_record(result: RveSizeResult) -> dict:
         "fe2_version": fe2.__version__,
         "physics": config.physics,
         "dim": config.dim,
-        "notation": NOTATION[config.physics],
+        "notation": _physics(result).notation,
         "components": labels,
-        "tensor": TENSOR_KEY[config.physics],
+        "tensor": _physics(result).tensor_key,
         "microstructure": options.microstructure.model_dump(),
         "phases": {name: p.model_dump() for name, p in config.phases.items()},
         "sizes": [float(s) for s in options.sizes],
@@ -137,7 +142,7 @@ def write_rve_size(result: RveSizeResult, directory: Path) -> list[Path]:
 def format_rve_size_report(result: RveSizeResult) -> str:
     """The table printed at the end: scatter and gap per size, exponents, recommendation."""
     config = result.config
-    key = TENSOR_KEY[config.physics]
+    key = _physics(result).tensor_key
     lines = [
         f"{config.physics}, {config.dim}D {config.rve_size.microstructure.inclusions}, f = "
         f"{config.rve_size.microstructure.volume_fraction:g}: {config.rve_size.realisations} "

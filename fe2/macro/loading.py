@@ -1,4 +1,5 @@
-"""Loading in pseudo-time: prescribed displacements, tractions and body forces at time t.
+"""Loading in pseudo-time: prescribed displacements, tractions and body forces at time t
+(for a scalar field such as a temperature: prescribed values, normal fluxes and sources).
 
 Every prescribed quantity is a value of position and time times an amplitude,
 
@@ -11,10 +12,10 @@ amplitude is the ramp a(t) = t / T, also beyond T (with T = 1, t is the load fac
 single-ramp studies); a value that depends on t itself gets the constant amplitude 1.
 
 :class:`Loading` turns these into DOLFINx objects on the macro space V: the Dirichlet values
-live in one scalar :class:`dolfinx.fem.Function` per displacement component (nodal values at
-the dof coordinates, i.e. Lagrange interpolation), the loads in vector Lagrange functions of
-the degree of V; :meth:`Loading.apply` updates them to a time, so that the stepping deals in t
-only.
+live in one scalar :class:`dolfinx.fem.Function` per field component (nodal values at
+the dof coordinates, i.e. Lagrange interpolation), the loads in Lagrange functions of the
+degree and value shape of V; :meth:`Loading.apply` updates them to a time, so that the
+stepping deals in t only.
 """
 
 from __future__ import annotations
@@ -190,6 +191,25 @@ class Traction:
     key: str = ""
 
 
+def _component_spaces(V: fem.FunctionSpace) -> list[tuple[fem.FunctionSpace, fem.FunctionSpace]]:
+    """Per component of V: (its sub-space, the collapsed space); a scalar space is its own."""
+    if V.num_sub_spaces == 0:
+        return [(V, V)]
+    return [(V.sub(c), V.sub(c).collapse()[0]) for c in range(V.num_sub_spaces)]
+
+
+def _component_bc(part, value: fem.Function, facets: np.ndarray):
+    """(dofs of V, dofs of the collapsed space, DirichletBC) of one component on ``facets``,
+    the values taken from ``value`` (a function on the collapsed space)."""
+    sub, collapsed = part
+    tdim = sub.mesh.topology.dim
+    if sub is collapsed:
+        dofs = fem.locate_dofs_topological(sub, tdim - 1, facets)
+        return dofs, dofs, fem.dirichletbc(value, dofs)
+    dofs, local = fem.locate_dofs_topological((sub, collapsed), tdim - 1, facets)
+    return dofs, local, fem.dirichletbc(value, [dofs, local], sub)
+
+
 @dataclass
 class _Entry:
     """A Dirichlet entry on this rank: per prescribed component, the collapsed-space dofs."""
@@ -204,7 +224,7 @@ class Loading:
     """The prescribed displacements and loads of a macro problem on V, at a pseudo-time.
 
     Args:
-        V: the vector Lagrange space of the displacement.
+        V: the Lagrange space of the field (vector: a displacement; scalar: a temperature).
         dirichlet: prescribed displacements; later entries win on shared dofs.
         tractions: surface loads.
         body_force: force per volume (d numbers with the ramp, or a Components value), or None.
@@ -225,7 +245,8 @@ class Loading:
         mesh.topology.create_connectivity(tdim - 1, tdim)
         owned = V.dofmap.index_map.size_local * bs
         self.time: float | None = None
-        subspaces = [V.sub(c).collapse()[0] for c in range(bs)]
+        parts = _component_spaces(V)  # (sub-space of V, collapsed space) per component
+        subspaces = [collapsed for _, collapsed in parts]
         self._values = [fem.Function(Vc, name=f"u_D{c}") for c, Vc in enumerate(subspaces)]
         self._points = [Vc.tabulate_dof_coordinates().T for Vc in subspaces]  # (3, n) each
         self._entries: list[_Entry] = []
@@ -242,12 +263,12 @@ class Loading:
             reaction = self.reaction_dofs.setdefault(d.boundary, [empty] * bs)
             if d.boundary not in self.boundary_dofs:
                 self.boundary_dofs[d.boundary] = [
-                    (lambda dofs: dofs[dofs < owned])(fem.locate_dofs_topological(V.sub(c), tdim - 1, d.facets))
-                    for c in range(bs)
+                    (lambda dofs: dofs[dofs < owned])(fem.locate_dofs_topological(sub, tdim - 1, d.facets))
+                    for sub, _ in parts
                 ]
             for c in components:
-                dofs, local = fem.locate_dofs_topological((V.sub(c), subspaces[c]), tdim - 1, d.facets)
-                self.bcs.append(fem.dirichletbc(self._values[c], [dofs, local], V.sub(c)))
+                dofs, local, bc = _component_bc(parts[c], self._values[c], d.facets)
+                self.bcs.append(bc)
                 entry.dofs.append(local)
                 reaction[c] = np.union1d(reaction[c], dofs[dofs < owned]).astype(np.int32)
             self._entries.append(entry)
@@ -257,8 +278,8 @@ class Loading:
 
     def _external_form(self, tractions, body_force, body_key) -> fem.Form | None:
         mesh, V = self.mesh, self.V
-        dim = mesh.geometry.dim
-        W = fem.functionspace(mesh, ("Lagrange", V.ufl_element().degree, (dim,)))
+        W = fem.functionspace(mesh, ("Lagrange", V.ufl_element().degree, V.value_shape))
+        size = int(np.prod(V.value_shape, dtype=int))  # components of a load: d, or 1 (scalar field)
         v = ufl.TestFunction(V)
         terms = []
         if tractions:
@@ -270,12 +291,12 @@ class Loading:
             ds = ufl.Measure("ds", domain=mesh, subdomain_data=tags)
             for i, t in enumerate(tractions):
                 f = fem.Function(W, name=f"traction{i}")
-                self._loads.append((f, as_value(t.vector, dim), t.key))
-                terms.append(ufl.dot(f, v) * ds(i + 1))
+                self._loads.append((f, as_value(t.vector, size), t.key))
+                terms.append(ufl.inner(f, v) * ds(i + 1))
         if body_force is not None:
             f = fem.Function(W, name="body_force")
-            self._loads.append((f, as_value(body_force, dim), body_key))
-            terms.append(ufl.dot(f, v) * ufl.dx)
+            self._loads.append((f, as_value(body_force, size), body_key))
+            terms.append(ufl.inner(f, v) * ufl.dx)
         return fem.form(sum(terms[1:], terms[0])) if terms else None
 
     # ------------------------------------------------------------------ time

@@ -51,7 +51,7 @@ from fe2.fem.quadrature_forms import QuadratureForms
 from fe2.macro.loading import Dirichlet, Loading, Traction
 from fe2.material_point import MaterialPointFailure, MaterialPoints
 from fe2.rve.micro_solver import NewtonOptions
-from fe2.rve.physics import Physics
+from fe2.physics import Physics
 from fe2.rve.solver import DirectSolver, SolveError
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ class MacroProblem:
         self.comm = mesh.comm
         self.forms = QuadratureForms(mesh, physics, degree)
         self.V = self.forms.V
-        self.u = fem.Function(self.V, name="displacement")
+        self.u = fem.Function(self.V, name=physics.primary)
         self.num_points = self.forms.num_cells * self.forms.num_qp
         self.points = make_points(self.num_points)
         #: Called as monitor(time, iteration, residual norm) at every Newton iteration.
@@ -191,7 +191,8 @@ class MacroProblem:
         """Size of the terms of the residual over all ranks (round-off floor; collective)."""
         forms = self.forms
         strain = self.macro_strains().reshape(forms.stress_qp.shape)
-        local = residual_terms(forms.tangent_qp, strain, forms.dV, dim=self.mesh.topology.dim)
+        s = self.physics.fluctuation_components  # the gradient part (not a macro temperature)
+        local = residual_terms(forms.tangent_qp[..., s, s], strain[..., s], forms.dV, dim=self.mesh.topology.dim)
         return float(np.sqrt(self.comm.allreduce(local**2, op=MPI.SUM)))
 
     def _converged(self, norm: float, *, full: float, external: float) -> bool:

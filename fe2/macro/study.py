@@ -33,7 +33,7 @@ from fe2.macro.stepping import StepRecord, run_load_steps
 from fe2.macro.supports import supports_and_loads
 from fe2.meshing.macro import MacroMesh, generate_macro_mesh, read_macro_mesh
 from fe2.rve.micro_solver import NewtonOptions
-from fe2.rve.physics import make_physics
+from fe2.physics import Physics, make_physics
 from fe2.stop import StopRequest
 
 log = logging.getLogger(__name__)
@@ -55,13 +55,21 @@ def load_macro_mesh(config: RunConfig, comm: MPI.Comm) -> tuple[MacroMesh, bytes
         raise InputError(f"{key}: {exc}") from None
 
 
-def _reactions(row: dict) -> dict[str, list[float]]:
-    """Reaction forces per boundary from a history row (columns reaction_<name>_<axis>)."""
-    forces: dict[str, list[float]] = {}
-    for key, value in row.items():
-        if key.startswith("reaction_"):
-            forces.setdefault(key[len("reaction_"):-2], []).append(float(value))
-    return forces
+def material_laws(config: RunConfig) -> list:
+    """Every phase law of the config's material source (they decide optional components of
+    the physics, e.g. the temperature)."""
+    material = config.material
+    phases = [material.law] if material.law is not None else []
+    phases += list((material.phases or {}).values())
+    phases += list(material.rve.phases.values()) if material.rve is not None else []
+    return [p.material() for p in phases]
+
+
+def _reactions(row: dict, problem: MacroProblem) -> dict[str, list[float]]:
+    """What the supports exert per Dirichlet boundary (reaction forces, heat flows) from a
+    history row (the columns the physics names)."""
+    columns = {name: problem.physics.history_columns(name)[0] for name in problem.reaction_dofs}
+    return {name: [float(row[c]) for c in keys] for name, keys in columns.items() if all(c in row for c in keys)}
 
 
 def _seconds_by_part(timings: dict[str, float], comm: MPI.Comm) -> dict[str, float]:
@@ -94,8 +102,9 @@ def run_study(config: RunConfig, comm: MPI.Comm, output: Path, *, restart: bool 
     """
     start = time.perf_counter()
     macro, mesh_file = load_macro_mesh(config, comm)
-    physics = make_physics(config.physics, macro.dim)
-    dirichlet, tractions, body = collectively(comm, lambda: supports_and_loads(config, macro), errors=(InputError,))
+    physics = make_physics(config.physics, macro.dim, material_laws(config))
+    dirichlet, tractions, body = collectively(comm, lambda: supports_and_loads(config, macro, physics),
+                                              errors=(InputError,))
     stability = StabilityMonitor(config, comm, macro.dim)  # a lattice of the wrong dimension: InputError
     source = coupling(config, macro, physics, comm)
     if comm.rank == 0:
@@ -249,7 +258,7 @@ def _run(config: RunConfig, problem: MacroProblem, macro: MacroMesh, source: Cou
         rve_solves=int(sum(int(r["rve_solves"]) for r in writer.rows)),
         rve_failures=int(sum(int(r["rve_failures"]) for r in writer.rows)),
         cutbacks=int(sum(int(r["cutbacks"]) for r in writer.rows)),
-        final_reactions=_reactions(writer.rows[-1]) if writer.rows else {},
+        final_reactions=_reactions(writer.rows[-1], problem) if writer.rows else {},
         wall_time=time.perf_counter() - start,
     )
     if stability.active:

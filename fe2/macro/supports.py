@@ -17,6 +17,7 @@ from fe2.errors import InputError
 from fe2.expressions import parse_expression
 from fe2.macro.loading import Amplitude, Components, Dirichlet, Rotation, Traction, amplitude_from_table
 from fe2.meshing.macro import MacroMesh
+from fe2.physics import Physics
 
 COMPONENTS = {"x": 0, "y": 1, "z": 2, "all": None}
 
@@ -62,34 +63,41 @@ def amplitude(config: RunConfig, name: str | None, depends_on_time: bool) -> Amp
     return amplitude_from_table(name, config.amplitude_tables(used=False)[name])
 
 
-def supports_and_loads(config: RunConfig, macro: MacroMesh) -> tuple[list[Dirichlet], list[Traction], Components | None]:
-    """The Dirichlet entries, tractions and body force of the config on this mesh."""
-    dim = macro.dim
+def supports_and_loads(config: RunConfig, macro: MacroMesh, physics: Physics
+                       ) -> tuple[list[Dirichlet], list[Traction], Components | None]:
+    """The Dirichlet entries, tractions and body force of the config on this mesh. Values and
+    loads have one entry per component of the physics' field (d for a displacement; 1 for a
+    temperature: its prescribed value, the inward normal heat flux, the heat source)."""
+    size = physics.field_size
     dirichlet = []
     for i, bc in enumerate(config.boundary_conditions):
         key = f"boundary_conditions[{i}]"
         component = COMPONENTS[bc.component]
-        if component is not None and component >= dim:
-            raise InputError(f"{key}.component: {bc.component!r} in a {dim}D mesh")
+        if component is not None and (physics.value_shape == () or component >= size):
+            where = f"in a {macro.dim}D mesh" if physics.value_shape else f"for the scalar {physics.primary} (use 'all')"
+            raise InputError(f"{key}.component: {bc.component!r} {where}")
         a = amplitude(config, bc.amplitude, bc.depends_on_time())
         if bc.rotation is not None:
-            value = _rotation(bc.rotation, dim, a, f"{key}.rotation")
+            if not physics.supports_rotation:
+                raise InputError(f"{key}.rotation: a rigid rotation moves a displacement field, "
+                                 f"not the {physics.primary}")
+            value = _rotation(bc.rotation, macro.dim, a, f"{key}.rotation")
             key = f"{key}.rotation.angle"
         else:
-            value = Components(_entries(bc.value, dim if component is None else 1, f"{key}.value"), a)
+            value = Components(_entries(bc.value, size if component is None else 1, f"{key}.value"), a)
             key = f"{key}.value"
         dirichlet.append(Dirichlet(bc.label, facets_of(macro, bc, f"boundary_conditions[{i}]"), component, value, key))
     tractions = []
     for i, t in enumerate(config.loads.tractions):
         key = f"loads.tractions[{i}]"
-        if not isinstance(t.traction, list) or len(t.traction) != dim:
-            raise InputError(f"{key}.traction: expected {dim} components, got {len(t.traction)}")
-        value = Components(_entries(t.traction, dim, f"{key}.traction"), amplitude(config, t.amplitude, t.depends_on_time()))
+        if not isinstance(t.traction, list) or len(t.traction) != size:
+            raise InputError(f"{key}.traction: expected {size} components, got {len(t.traction)}")
+        value = Components(_entries(t.traction, size, f"{key}.traction"), amplitude(config, t.amplitude, t.depends_on_time()))
         tractions.append(Traction(t.label, facets_of(macro, t, key), value, f"{key}.traction"))
     body = config.loads.body_force
     if body is not None:
         key = "loads.body_force"
-        entries = _entries(body, dim, key)
+        entries = _entries(body, size, key)
         a = amplitude(config, config.loads.body_force_amplitude, any(getattr(e, "uses_time", False) for e in entries))
         body = Components(entries, a)
     return dirichlet, tractions, body

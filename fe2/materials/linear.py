@@ -79,6 +79,58 @@ class LinearConductor:
         return {}
 
     def update(self, strain: np.ndarray, state: dict[str, np.ndarray], dim: int) -> Update:
+        if strain.shape[1] == dim + 1:  # with the temperature: zero last row and column
+            C = np.zeros((dim + 1, dim + 1))
+            C[:dim, :dim] = self.tangent(dim)
+            return linear_update(C, strain)
+        return linear_update(self.tangent(dim), strain)
+
+
+def symmetric_positive_definite(C: np.ndarray, name: str, tol: float) -> np.ndarray:
+    """The symmetric part of C if C is finite, symmetric relative to its norm
+    (|C - C^T| <= tol |C|) and positive definite; ValueError otherwise."""
+    if not np.isfinite(C).all():
+        raise ValueError(f"{name} must be finite")
+    asymmetry = np.linalg.norm(C - C.T) / max(np.linalg.norm(C), np.finfo(float).tiny)
+    if asymmetry > tol:
+        raise ValueError(f"{name} must be symmetric (|{name} - {name}^T| / |{name}| = {asymmetry:.2e})")
+    C = 0.5 * (C + C.T)
+    if np.linalg.eigvalsh(C).min() <= 0:
+        raise ValueError(f"{name} must be positive definite")
+    return C
+
+
+@dataclass(frozen=True, eq=False)
+class AnisotropicLinearConductor:
+    """Linear conduction with any conductivity: q = K grad T (sign dropped).
+
+    Args:
+        K: symmetric positive definite conductivity, (dim, dim) (e.g. an effective tensor
+           from `fe2 homogenize`); symmetry judged as for :class:`AnisotropicLinearElastic`.
+    """
+
+    K: np.ndarray
+    physics: ClassVar[str] = "conduction"
+    is_linear: ClassVar[bool] = True
+
+    def __post_init__(self):
+        K = np.array(self.K, dtype=float)
+        if K.shape not in ((2, 2), (3, 3)):
+            raise ValueError(f"K must be a 2 x 2 (2D) or 3 x 3 (3D) matrix, got {K.shape}")
+        object.__setattr__(self, "K", symmetric_positive_definite(K, "K", AnisotropicLinearElastic.SYMMETRY_TOL))
+
+    def tangent(self, dim: int) -> np.ndarray:
+        if self.K.shape[0] != dim:
+            raise ValueError(f"a {self.K.shape[0]} x {self.K.shape[0]} conductivity in {dim}D")
+        return self.K
+
+    def initial_state(self, dim: int, m: int) -> dict[str, np.ndarray]:
+        return {}
+
+    def point_fields(self, state: dict[str, np.ndarray], dim: int) -> dict[str, np.ndarray]:
+        return {}
+
+    def update(self, strain: np.ndarray, state: dict[str, np.ndarray], dim: int) -> Update:
         return linear_update(self.tangent(dim), strain)
 
 
@@ -103,15 +155,7 @@ class AnisotropicLinearElastic:
         C = np.array(self.C, dtype=float)
         if C.shape not in ((3, 3), (6, 6)):
             raise ValueError(f"C must be a 3 x 3 (2D) or 6 x 6 (3D) Mandel matrix, got {C.shape}")
-        if not np.isfinite(C).all():
-            raise ValueError("C must be finite")
-        asymmetry = np.linalg.norm(C - C.T) / max(np.linalg.norm(C), np.finfo(float).tiny)
-        if asymmetry > self.SYMMETRY_TOL:
-            raise ValueError(f"C must be symmetric (|C - C^T| / |C| = {asymmetry:.2e})")
-        C = 0.5 * (C + C.T)
-        if np.linalg.eigvalsh(C).min() <= 0:
-            raise ValueError("C must be positive definite")
-        object.__setattr__(self, "C", C)
+        object.__setattr__(self, "C", symmetric_positive_definite(C, "C", self.SYMMETRY_TOL))
 
     def tangent(self, dim: int) -> np.ndarray:
         if self.C.shape[0] != {2: 3, 3: 6}[dim]:

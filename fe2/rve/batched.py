@@ -92,7 +92,7 @@ class BatchedRveSolver(MicroSolver):
         self.ops = model.operators
         self.bc = make_boundary_condition(bc, model)
         self.system = make_constrained_system(model, self.bc, petsc_options)
-        self.elastic_shortcut = elastic_shortcut and model.physics.name == "elasticity"
+        self.elastic_shortcut = elastic_shortcut and model.physics.elastic_shortcut
         self.petsc_options = petsc_options
         self.batch_size = self._batch_size(batch)
         self._virgin: dict | None = None
@@ -135,7 +135,8 @@ class BatchedRveSolver(MicroSolver):
         with self._timed("residual"):
             R = self.ops.residual(update.stress * model.dV[None, :, :, None])
             adm, full = self.system.residual_norms(R)
-            terms = residual_terms(update.tangent, strain, model.dV, dim=model.physics.dim)
+            s = model.physics.fluctuation_components
+            terms = residual_terms(update.tangent[..., s, s], strain[..., s], model.dV, dim=model.physics.dim)
         return update, strain, R, adm, self.newton.target(full, terms)
 
     def _factorize(self, tangent: np.ndarray) -> SystemFactor:
@@ -184,7 +185,8 @@ class BatchedRveSolver(MicroSolver):
             avg_strain = np.matmul(weights, d_strain.reshape(flat)).transpose(0, 2, 1)
             micro = np.einsum("pkxi,pkxi->pkx", d_stress.reshape(flat), d_strain.reshape(flat)) @ weights
             diagonal = np.einsum("pkk->pk", avg_stress)
-            hm = hill_mandel(micro, diagonal, np.abs(micro))
+            scale = (np.linalg.norm(d_stress, axis=-1) * np.linalg.norm(d_strain, axis=-1)).reshape(P, n, -1) @ weights
+            hm = hill_mandel(micro, diagonal, scale)
             strain_error = np.linalg.norm(avg_strain - np.eye(n), axis=1).max(axis=1)
         return avg_stress, hm, strain_error, dw, failed
 

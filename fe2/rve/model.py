@@ -29,7 +29,7 @@ from fe2.fem.element_operators import ElementOperators, element_operators
 from fe2.fem.quadrature_forms import QuadratureSpace
 from fe2.materials.base import Material
 from fe2.rve.box import Box
-from fe2.rve.physics import Physics
+from fe2.physics import Physics
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ class RveModel:
         self.mesh, self.cell_tags, self.physics, self.degree = mesh, cell_tags, physics, degree
         self.phases = dict(phases)
         self.box = Box.bounding(mesh.geometry.x[:, :dim])
-        self.space = QuadratureSpace(mesh, physics, degree)
+        self.space = QuadratureSpace(mesh, physics, degree, fluctuation=True)
         space = self.space
         self.V, self.dV, self.num_qp = space.V, space.dV, space.num_qp
         self.quadrature_degree = space.quadrature_degree

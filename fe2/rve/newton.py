@@ -88,12 +88,12 @@ class PointwiseRveSolver(MicroSolver):
         self.dE = fem.Constant(model.mesh, np.zeros(physics.n_comp))  # sensitivity direction
         v = ufl.TestFunction(model.V)
         self.sensitivity_rhs = fem.form(
-            -ufl.inner(ufl.dot(self.forms.tangent_q, self.dE), physics.strain(v)) * self.forms.dx
+            -ufl.inner(ufl.dot(self.forms.tangent_q, self.dE), self.forms.space.strain(v)) * self.forms.dx
         )
         self.E = np.zeros(physics.n_comp)  # macro strain of the current solve
         self.strain_qp = np.zeros((model.num_cells, model.num_qp, physics.n_comp))
         self._fields = None  # RveFields of the model, built on the first request
-        self.elastic_shortcut = elastic_shortcut and physics.name == "elasticity"
+        self.elastic_shortcut = elastic_shortcut and physics.elastic_shortcut
         self._virgin: tuple | None = None  # (W (n, N), tangent, HM residuals, tangent_qp)
         self.bc = make_boundary_condition(bc, model)
         self.J = create_matrix(self.forms.jacobian)
@@ -138,7 +138,8 @@ class PointwiseRveSolver(MicroSolver):
     def _terms(self) -> float:
         """Size of the terms of the residual at the last update (its round-off floor)."""
         model = self.model
-        return residual_terms(self.forms.tangent_qp, self.strain_qp, model.dV, dim=model.physics.dim)
+        s = model.physics.fluctuation_components
+        return residual_terms(self.forms.tangent_qp[..., s, s], self.strain_qp[..., s], model.dV, dim=model.physics.dim)
 
     def _averages(self):
         averages = self.model.averages(self.forms.stress_qp[None], self.strain_qp[None])
@@ -343,7 +344,8 @@ class PointwiseRveSolver(MicroSolver):
             avg_strain = model.average(d_strain)
             A[:, k] = avg_stress
             micro = float(model.average(np.einsum("cqi,cqi->cq", d_stress, d_strain)))
-            hm[k] = hill_mandel(micro, float(avg_stress[k]), abs(micro))
+            scale = float(model.average(np.linalg.norm(d_stress, axis=-1) * np.linalg.norm(d_strain, axis=-1)))
+            hm[k] = hill_mandel(micro, float(avg_stress[k]), scale)
             strain_error = max(strain_error, float(np.linalg.norm(avg_strain - e_k)))
         self.dE.value = np.zeros(n)
         timings["sensitivity"] = time.perf_counter() - t0

@@ -1,0 +1,87 @@
+"""Small-strain elasticity (plane strain in 2D): Mandel strain and stress."""
+
+from __future__ import annotations
+
+import numpy as np
+import ufl
+
+from fe2.errors import InputError
+from fe2.physics.base import Physics, check_shape
+from fe2.tensors import MANDEL_LABELS, MANDEL_PAIRS, SQRT2, from_mandel, to_mandel, ufl_mandel
+
+
+class Elasticity(Physics):
+    """Field u (vector), strain = Mandel(sym grad u), stress = Mandel(sigma)."""
+
+    name = "elasticity"
+    default_law = "linear_elastic"
+    tensor_key = "C"
+    csv_prefix = ("E", "S")
+    notation = "mandel"
+    gradient_name = "strain"
+    flux_name = "stress"
+    elastic_shortcut = True
+
+    @property
+    def value_shape(self) -> tuple[int, ...]:
+        return (self.dim,)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return MANDEL_LABELS[self.dim]
+
+    def strain(self, w):
+        return ufl_mandel(ufl.sym(ufl.grad(w)))
+
+    def macro_field(self, E, x):
+        s2 = 2.0**0.5
+        if self.dim == 2:
+            Et = ufl.as_matrix([[E[0], E[2] / s2], [E[2] / s2, E[1]]])
+        else:
+            Et = ufl.as_matrix(
+                [
+                    [E[0], E[5] / s2, E[4] / s2],
+                    [E[5] / s2, E[1], E[3] / s2],
+                    [E[4] / s2, E[3] / s2, E[2]],
+                ]
+            )
+        return Et * x
+
+    def _symmetric(self, value, *, key, what):
+        d = self.dim
+        array = check_shape(np.asarray(value, dtype=float), (d, d), key=key, what=f"a {d} x {d} tensor")
+        if not np.allclose(array, array.T, rtol=0, atol=1e-14 * max(1.0, np.abs(array).max())):
+            raise InputError(f"{key}: the {what} tensor must be symmetric")
+        return to_mandel(0.5 * (array + array.T))
+
+    def parse_strain(self, value, *, key):
+        return self._symmetric(value, key=key, what="small-strain")
+
+    def parse_stress(self, value, *, key):
+        return self._symmetric(value, key=key, what="stress")
+
+    def component_map(self):
+        """'11', '22', '12' (and '21': the same symmetric component); shears scaled by sqrt 2."""
+        table = {}
+        for k, (i, j) in enumerate(MANDEL_PAIRS[self.dim]):
+            factor = 1.0 if i == j else SQRT2
+            table[f"{i + 1}{j + 1}"] = table[f"{j + 1}{i + 1}"] = (k, factor)
+        return table
+
+    @property
+    def output_shape(self):
+        return (3, 3)
+
+    def output_values(self, vectors):
+        out = np.zeros((len(vectors), 3, 3))
+        out[:, : self.dim, : self.dim] = from_mandel(vectors)
+        return out
+
+    def tensor_components(self, vector):
+        matrix = from_mandel(vector)
+        return np.array([matrix[i, j] for i, j in MANDEL_PAIRS[self.dim]])
+
+    def effective_law(self, C):
+        from fe2.materials import AnisotropicLinearElastic
+
+        return AnisotropicLinearElastic(C)
