@@ -258,6 +258,9 @@ def test_homogenize_load_path_of_temperature_dependent_and_power_law_phases(shar
             assert record["components"] == ["1", "2", "T"] and K.shape == (3, 3)
             assert np.all(K[2] == 0) and np.abs(K[:2, 2]).max() == 0  # no flux at zero gradient
             assert np.linalg.eigvalsh(K[:2, :2]).min() > 0
+            # the engineering report is of the conductivity block (not of the T column)
+            principal = record["engineering_constants"]["principal_conductivities"]
+            np.testing.assert_allclose(sorted(principal), np.linalg.eigvalsh(0.5 * (K[:2, :2] + K[:2, :2].T)), rtol=1e-12)
 
 
 def test_mixed_targets_with_a_temperature_column():

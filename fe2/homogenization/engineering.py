@@ -40,6 +40,7 @@ import math
 
 import numpy as np
 
+from fe2.physics import Physics
 from fe2.tensors import MANDEL_LABELS, mandel_basis, mandel_size, to_mandel
 
 #: Relative distance below which a tensor counts as having a symmetry (classifications).
@@ -277,20 +278,21 @@ def _elastic_report(C: np.ndarray, dim: int) -> tuple[dict, dict]:
     return constants, symmetry_report(C)
 
 
-def tensor_report(
-    physics: str, tensor: np.ndarray, dim: int, *, expect_isotropic: bool = False
-) -> dict:
-    """``engineering_constants`` and ``symmetry`` of an effective tensor, JSON-ready.
+def tensor_report(physics: Physics, tensor: np.ndarray, *, expect_isotropic: bool = False) -> dict:
+    """``engineering_constants`` and ``symmetry`` of an effective tensor (n, n), JSON-ready.
 
-    ``physics``: 'elasticity' (Mandel C), 'finite_strain' (dP/dF at F = I, analysed as its
-    small-strain Mandel stiffness) or 'conduction' (K). With ``expect_isotropic`` (a
-    statistically isotropic cell, e.g. random inclusions) a ``warning`` is added when the
-    distance to isotropy exceeds :data:`ISOTROPY_TOLERANCE`.
+    By ``physics.tensor_kind``: 'stiffness' (Mandel C), 'tangent_at_identity' (dP/dF at
+    F = I, analysed as its small-strain Mandel stiffness) or 'conductivity' (K: the block of
+    the gradient components, without the dq/dT column of a k(T) phase). With
+    ``expect_isotropic`` (a statistically isotropic cell, e.g. random inclusions) a
+    ``warning`` is added when the distance to isotropy exceeds :data:`ISOTROPY_TOLERANCE`.
     """
-    tensor = np.asarray(tensor, dtype=float)
-    if physics == "conduction":
+    dim, kind = physics.dim, physics.tensor_kind
+    block = physics.fluctuation_components
+    tensor = np.asarray(tensor, dtype=float)[block, block]
+    if kind == "conductivity":
         constants, symmetry = conductivity_report(tensor)
-    elif physics == "finite_strain":
+    elif kind == "tangent_at_identity":
         constants, symmetry = _elastic_report(small_strain_stiffness(tensor), dim)
         if "notation" in constants:
             constants["notation"] = "of the small-strain stiffness at F = I; " + constants["notation"]
@@ -300,7 +302,7 @@ def tensor_report(
         name: {"distance": c["distance"], "closest": np.asarray(c["closest"]).tolist()}
         for name, c in symmetry["classes"].items()
     }
-    plane = dim == 2 and physics != "conduction"
+    plane = dim == 2 and kind != "conductivity"
     symmetry["metric"] = (
         "relative Frobenius distance |C - P(C)| / |C| of the Mandel matrices to the closest "
         "tensor P(C) of each class, in the axes of the cell"

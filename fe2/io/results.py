@@ -22,11 +22,9 @@ def _physics(result: HomogenizationResult) -> Physics:
 
 
 def _tensor_report(result: HomogenizationResult, C: np.ndarray) -> dict:
-    """Engineering constants and symmetry of the gradient block of an effective tensor (a
+    """Engineering constants and symmetry of an effective tensor (of its gradient block: a
     temperature column dq/dT of a k(T) phase is not part of the conductivity)."""
-    physics = _physics(result)
-    s = physics.fluctuation_components
-    return tensor_report(physics.name, np.asarray(C)[s, s], result.dim, expect_isotropic=result.expected_isotropic)
+    return tensor_report(_physics(result), C, expect_isotropic=result.expected_isotropic)
 
 
 def _notation(result: HomogenizationResult) -> dict:

@@ -48,6 +48,9 @@ class Physics(ABC):
     gradient_name: str
     flux_name: str
     elastic_shortcut: bool = False
+    #: What an effective tensor is, for its engineering report: 'stiffness' (Mandel C),
+    #: 'tangent_at_identity' (dP/dF at F = I) or 'conductivity' (K).
+    tensor_kind: str = "stiffness"
     #: Names of the strain and stress fields in field files.
     strain_field: str = "strain"
     stress_field: str = "stress"

@@ -26,6 +26,7 @@ class Conduction(Physics):
     primary = "temperature"
     default_law = "linear_conduction"
     tensor_key = "K"
+    tensor_kind = "conductivity"
     csv_prefix = ("G", "Q")
     notation = "vector (gradient -> flux)"
     gradient_name = "temperature gradient"

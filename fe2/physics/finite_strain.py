@@ -17,6 +17,7 @@ class FiniteStrain(Physics):
     name = "finite_strain"
     default_law = "neo_hookean"
     tensor_key = "A"
+    tensor_kind = "tangent_at_identity"
     csv_prefix = ("F", "P")
     notation = "row-major F (tangent dP/dF)"
     gradient_name = "deformation gradient"
