@@ -10,7 +10,10 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from fe2.config.base import ConfigModel, Limits, load_config
 from fe2.config.materials import Phase, check_law, check_phases, with_default_laws
-from fe2.config.rve import BATCH_DESCRIPTION, Batch, MeshSource, NewtonConfig, SolverOptions, existing_file
+from fe2.config.rve import (
+    BATCH_DESCRIPTION, LINEAR_SOLVER_DESCRIPTION, Batch, LinearSolver, MeshSource, NewtonConfig, SolverOptions,
+    existing_file,
+)
 from fe2.meshing.macro import MacroMeshSpec
 
 
@@ -47,6 +50,7 @@ class RveSource(ConfigModel):
     bc: Literal["periodic", "affine", "traction"] = Field("periodic", description="RVE boundary condition")
     degree: int = Field(1, ge=1, le=3, description="Lagrange degree of the RVE fluctuation")
     batch: Batch = Field("auto", description=BATCH_DESCRIPTION)
+    linear_solver: LinearSolver = Field("auto", description=LINEAR_SOLVER_DESCRIPTION)
     coupling: Literal["auto", "concurrent", "hierarchical"] = Field(
         "auto",
         description="auto: hierarchical (effective tensor computed once) when every RVE phase is "

@@ -84,7 +84,8 @@ def coupling(config: RunConfig, macro: MacroMesh, physics: Physics, comm: MPI.Co
         why = "requested: an RVE solve per macro point and Newton iteration"
     if mode == "hierarchical":
         C = comm.bcast(
-            effective_tensor(model, rve.bc, solver_options=rve.solver.petsc_options).C if comm.rank == 0 else None
+            effective_tensor(model, rve.bc, solver_options=rve.solver.petsc_options,
+                             linear_solver=rve.linear_solver).C if comm.rank == 0 else None
         )
         law = AnisotropicLinearElastic(C)
         return Coupling(lambda m: LawPoints(law, m, dim=dim, n_comp=n), "hierarchical", why)
@@ -93,7 +94,7 @@ def coupling(config: RunConfig, macro: MacroMesh, physics: Physics, comm: MPI.Co
 
     def make(m: int) -> MaterialPoints:
         solver = make_rve_solver(model, rve.bc, batch=rve.batch, newton=newton,
-                                 petsc_options=rve.solver.petsc_options)
+                                 petsc_options=rve.solver.petsc_options, linear_solver=rve.linear_solver)
         if balancing == "off":
             return RvePool(solver, m)
         return BalancedRvePool(solver, m, comm, equal_counts=balancing == "static")

@@ -86,10 +86,11 @@ def run_homogenization(
             log.info("rank %d: %s boundary conditions", comm.rank, bc)
             if path is None:
                 mine[bc] = effective_tensor(model, bc, solver_options=solver.petsc_options,
-                                            batch=config.rve.batch)
+                                            batch=config.rve.batch, linear_solver=config.rve.linear_solver)
                 continue
             rve = make_rve_solver(model, bc, batch=config.rve.batch, newton=newton,
-                                  petsc_options=solver.petsc_options, single=True)
+                                  petsc_options=solver.petsc_options, single=True,
+                                  linear_solver=config.rve.linear_solver)
             try:
                 fields_at = config.load_path.fields_at or [len(path)]
                 mine[bc] = run_load_path(
