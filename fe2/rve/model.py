@@ -43,6 +43,19 @@ log = logging.getLogger(__name__)
 History = dict[int, dict[str, np.ndarray]]
 
 
+def allreduce(comm: MPI.Comm, values, op=MPI.SUM):
+    """``values`` (a number or an array) reduced over ``comm`` (arrays by buffer, in their dtype)."""
+    if comm.size == 1:
+        return values
+    array = np.asarray(values)
+    if array.ndim == 0:
+        return comm.allreduce(array.item(), op=op)
+    array = np.ascontiguousarray(array)
+    out = np.empty_like(array)
+    comm.Allreduce(array, out, op=op)
+    return out
+
+
 class RveInputError(InputError):
     """The RVE mesh or phases do not fit together (a user error, not a bug)."""
 
@@ -113,8 +126,8 @@ class RveModel:
         self.mesh, self.cell_tags, self.physics, self.degree = mesh, cell_tags, physics, degree
         self.phases = dict(phases)
         x = mesh.geometry.x[:, :dim]
-        self.box = Box(lo=self.comm.allreduce(x.min(axis=0), op=MPI.MIN),
-                       hi=self.comm.allreduce(x.max(axis=0), op=MPI.MAX))
+        self.box = Box(lo=allreduce(self.comm, x.min(axis=0), MPI.MIN),
+                       hi=allreduce(self.comm, x.max(axis=0), MPI.MAX))
         self.space = QuadratureSpace(mesh, physics, degree)
         space = self.space
         self.V, self.dV, self.num_qp = space.V, space.dV, space.num_qp
@@ -151,15 +164,13 @@ class RveModel:
 
     def sum(self, values):
         """Sum of a float or array over the ranks of the mesh (collective)."""
-        if self.comm.size == 1:
-            return values
-        return self.comm.allreduce(values, op=MPI.SUM)
+        return allreduce(self.comm, values)
 
     def all(self, flags) -> np.ndarray | bool:
         """Logical AND of boolean flags (a bool or array) over the ranks (collective)."""
         if self.comm.size == 1:
             return flags
-        return self.comm.allreduce(np.asarray(flags, dtype=bool), op=MPI.LAND)
+        return allreduce(self.comm, np.asarray(flags, dtype=bool), MPI.LAND)
 
     @property
     def operators(self) -> ElementOperators:
