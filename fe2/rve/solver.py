@@ -153,9 +153,10 @@ class DirectSolver(_PetscSolver):
         if reason != 0:
             raise SolveError(f"factorisation failed ({self.prefix}, PC failed reason {reason})")
 
-    def solve(self, b: PETSc.Vec, x: PETSc.Vec, *, guess: bool = False, atol: float = 0.0) -> None:
-        """x = K^-1 b; raises :class:`SolveError` if PETSc reports divergence (``guess`` and
-        ``atol`` are for iterative solvers)."""
+    def solve(self, b: PETSc.Vec, x: PETSc.Vec, *, guess: bool = False, atol: float = 0.0,
+              rtol: float | None = None) -> None:
+        """x = K^-1 b; raises :class:`SolveError` if PETSc reports divergence (``guess``,
+        ``atol`` and ``rtol`` are for iterative solvers)."""
         self.ksp.solve(b, x)
         reason = self.ksp.getConvergedReason()
         if reason < 0:
@@ -297,10 +298,12 @@ class KrylovSolver(_PetscSolver):
         self._stale, self._baseline = False, None
         self.statistics["setups"] += 1
 
-    def solve(self, b: PETSc.Vec, x: PETSc.Vec, *, guess: bool = False, atol: float = 0.0) -> None:
-        """x = K^-1 b to |b - K x| <= max(rtol |b|, atol). With ``guess``, x holds an
-        initial guess on entry (warm start). Raises :class:`SolveError` if CG does not
-        converge, also after one retry with a fresh preconditioner. Collective."""
+    def solve(self, b: PETSc.Vec, x: PETSc.Vec, *, guess: bool = False, atol: float = 0.0,
+              rtol: float | None = None) -> None:
+        """x = K^-1 b to |b - K x| <= max(rtol |b|, atol), rtol that of the options (or the
+        given one if smaller). With ``guess``, x holds an initial guess on entry (warm
+        start). Raises :class:`SolveError` if CG does not converge, also after one retry with
+        a fresh preconditioner. Collective."""
         x0 = Kx0 = None
         if guess:
             x0, Kx0 = self._scaled_guess(b, x)
@@ -308,9 +311,11 @@ class KrylovSolver(_PetscSolver):
             if x0 is not None:
                 x0.copy(x)
             self.ksp.setInitialGuessNonzero(x0 is not None)
-            rtol, _, dtol, max_it = self.ksp.getTolerances()
+            _, _, dtol, max_it = self.ksp.getTolerances()
+            user_rtol = float(self.options.get("ksp_rtol", 1e-5))
             user_atol = float(self.options.get("ksp_atol", 0.0))
-            self.ksp.setTolerances(rtol=rtol, atol=max(atol, user_atol), divtol=dtol, max_it=max_it)
+            self.ksp.setTolerances(rtol=min(user_rtol, rtol if rtol is not None else np.inf),
+                                   atol=max(atol, user_atol), divtol=dtol, max_it=max_it)
             with self._options():
                 self.ksp.solve(b, x)
             reason, its = self.ksp.getConvergedReason(), self.ksp.getIterationNumber()
