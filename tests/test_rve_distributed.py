@@ -21,6 +21,7 @@ from fe2.rve.effective import effective_tensor
 from fe2.rve.factory import make_rve_solver
 from fe2.rve.model import RveModel
 from fe2.rve.physics import make_physics
+from fe2.rve.pool import RvePool
 
 comm = MPI.COMM_WORLD
 pytestmark = pytest.mark.skipif(comm.size != 2, reason="a distributed RVE needs 2 ranks")
@@ -118,3 +119,80 @@ def test_distributed_plastic_load_path_equals_serial(bc):
         assert relative(a, b) < 1e-12
     for a, b in zip(result.tangents, reference.tangents):
         assert relative(a, b) < 1e-12
+    assert result.max_plastic_strain == pytest.approx(reference.max_plastic_strain, rel=1e-12)
+    # Point outputs (the RVE average of the plastic strain) are reduced over the ranks.
+    averages = []
+    for model in (serial, distributed):
+        solver = make_rve_solver(model, bc, batch="off", linear_solver="direct")
+        pool = RvePool(solver, 1)
+        pool.evaluate(E[None])
+        pool.commit()
+        averages.append(pool.point_fields()["equivalent_plastic_strain"])
+        solver.destroy()
+    assert averages[0][0] > 0 and averages[1] == pytest.approx(averages[0], rel=1e-12)
+
+
+def _homogenize(directory: Path, name: str, data: dict) -> Path:
+    import yaml
+
+    from fe2.cli import main
+
+    config = directory / f"{name}.yaml"
+    if comm.rank == 0:
+        config.write_text(yaml.safe_dump(data))
+    comm.barrier()
+    assert main(["homogenize", str(config), "-o", str(directory / name)]) == 0
+    return directory / name
+
+
+def test_homogenize_on_groups_of_ranks(shared_tmp_path):
+    """`fe2 homogenize` with all ranks on one RVE (the BCs one after the other) = one RVE per
+    rank (the BCs shared out); `auto` distributes a large RVE."""
+    import json
+
+    from fe2.rve import factory
+
+    base = {
+        "physics": "elasticity",
+        "mesh": {"file": str(MESHES / "inclusion_2d.msh")},
+        "phases": {"matrix": {"tag": 1, "E": 1.0, "nu": 0.3}, "fibre": {"tag": 2, "E": 10.0, "nu": 0.3}},
+        "rve": {"bc": "all", "degree": 2},
+    }
+    runs = {}
+    for k in (1, 2):
+        runs[k] = _homogenize(shared_tmp_path, f"k{k}", {**base, "parallel": {"ranks_per_rve": k}})
+    threshold = dict(factory.ITERATIVE_MIN_DOFS)
+    try:
+        factory.ITERATIVE_MIN_DOFS[2] = 1000  # this RVE counts as large: auto distributes it
+        runs["auto"] = _homogenize(shared_tmp_path, "auto", {**base, "rve": {**base["rve"], "linear_solver": "direct"}})
+    finally:
+        factory.ITERATIVE_MIN_DOFS.update(threshold)
+    if comm.rank == 0:
+        for bc in BCS:
+            C = {k: np.array(json.loads((d / f"effective_{bc}.json").read_text())["C"]) for k, d in runs.items()}
+            assert relative(C[2], C[1]) < 1e-12 and relative(C["auto"], C[1]) < 1e-12
+
+
+def test_homogenize_load_path_on_two_ranks(shared_tmp_path, capfd):
+    """A plastic load path solved by both ranks together: the CSV of one rank; no RVE fields
+    (written only for RVEs on one rank), and the log says so."""
+    import csv
+
+    data = {
+        "physics": "elasticity",
+        "mesh": {"file": str(MESHES / "inclusion_2d.msh")},
+        "phases": {"matrix": {"tag": 1, "law": "j2", "E": 3.5, "nu": 0.35, "sigma_y": 0.06, "H": 0.3},
+                   "fibre": {"tag": 2, "E": 72.0, "nu": 0.22}},
+        "load_path": {"strain": [[0.03, 0.01], [0.01, -0.005]], "steps": 2},
+    }
+    one = _homogenize(shared_tmp_path, "one", {**data, "parallel": {"ranks_per_rve": 1}})
+    two = _homogenize(shared_tmp_path, "two", {**data, "parallel": {"ranks_per_rve": 2}})
+    output = "".join(capfd.readouterr())
+    if comm.rank == 0:
+        assert "RVE fields of the load path are not written" in output
+        assert (one / "rve_fields.xdmf").exists() and not (two / "rve_fields.xdmf").exists()
+        rows = [list(csv.DictReader(open(d / "load_path.csv"))) for d in (one, two)]
+        for a, b in zip(*rows):
+            for key in a:
+                if key.startswith(("S", "C_", "max")):
+                    assert float(b[key]) == pytest.approx(float(a[key]), rel=1e-10, abs=1e-12)

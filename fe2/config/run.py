@@ -138,6 +138,13 @@ class ParallelConfig(ConfigModel):
         "re-assigned from their measured cost",
     )
 
+    ranks_per_rve: int = Field(
+        1, ge=1, le=1_000_000,
+        description="ranks that solve one RVE together (its mesh distributed over them); the "
+        "ranks are split into groups of that many, and the RVEs of the macro points are shared "
+        "out (and balanced) between the groups; must divide the number of ranks",
+    )
+
     @field_validator("balancing", mode="before")
     @classmethod
     def _yaml_off(cls, value: Any) -> Any:

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from mpi4py import MPI
 
 from fe2.errors import ComputationError, InputError
 from fe2.io.rve_fields import Snapshot
@@ -86,9 +87,12 @@ def run_load_path(
         response = pool.responses[0]
         history = pool.state(0).history
         p_max = max(
-            (float(h["equivalent_plastic_strain"].max()) for h in history.values() if "equivalent_plastic_strain" in h),
+            (float(h["equivalent_plastic_strain"].max(initial=0.0)) for h in history.values()
+             if "equivalent_plastic_strain" in h),
             default=0.0,
         )
+        if solver.model.distributed:  # the RVE's points are shared out over its ranks
+            p_max = solver.model.comm.allreduce(p_max, op=MPI.MAX)
         result.strains.append(target)
         result.stresses.append(response.stress)
         result.tangents.append(response.tangent)

@@ -292,6 +292,7 @@ class KrylovSolver(_PetscSolver):
         try:
             with self._options():
                 self.ksp.setUp()
+                pc.setUp()  # KSPSetUp alone does not rebuild a PC it has set up before
         except PETSc.Error as exc:
             raise SolveError(f"preconditioner set-up failed ({self.prefix}): {exc}") from None
         pc.setReusePreconditioner(True)
