@@ -20,7 +20,7 @@ import fe2  # noqa: F401
 from mpi4py import MPI
 
 from fe2.config import load_run_config
-from fe2.macro import checkpoint, study
+from fe2.macro import checkpoint, resume, study
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,11 +45,11 @@ def main() -> None:
     comm = MPI.COMM_WORLD
     logging.basicConfig(level=logging.WARNING)
     config = load_run_config(args.config)
-    targets = config.load_factors
+    targets = config.times
     half = config.model_copy(update={"steps": targets[: len(targets) // 2]})
     writes, restores = [], []
     timed(study, "write_checkpoint", writes)
-    timed(study, "restore_checkpoint", restores)
+    timed(resume, "restore_checkpoint", restores)
     with tempfile.TemporaryDirectory(prefix="fe2-bench-") as tmp:
         tmp = Path(comm.bcast(tmp))
         off = config.model_copy(update={"checkpoint": config.checkpoint.model_copy(update={"every": 0})})

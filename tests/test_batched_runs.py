@@ -50,7 +50,7 @@ def assert_same_history(rows):
     off, auto = rows["off"], rows["auto"]
     assert len(off) == len(auto)
     for a, b in zip(off, auto):
-        for key in ("step", "load_factor", "newton_iterations", "substeps", "cutbacks", "rve_solves", "rve_failures"):
+        for key in ("step", "time", "newton_iterations", "substeps", "cutbacks", "rve_solves", "rve_failures"):
             assert a[key] == b[key], key
         reactions = [k for k in a if k.startswith("reaction_")]
         assert reactions

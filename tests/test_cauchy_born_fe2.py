@@ -129,7 +129,7 @@ def test_run_reports_the_first_unstable_step_of_a_homogeneous_stretch(shared_tmp
         summary = json.loads((out / "summary.json").read_text())
         assert summary["status"] == "completed"
         first = summary["lattice_stability"]["first_failure"]
-        assert first["step"] == 3 and first["load_factor"] == pytest.approx(steps[2])
+        assert first["step"] == 3 and first["time"] == pytest.approx(steps[2])
         points = summary["macro"]["quadrature_points"]
         assert first["unstable_points"] == points  # homogeneous: every point at once
         assert first["phonon_min_omega2"] < 0
@@ -203,4 +203,4 @@ def test_shipped_example_fails_first_at_the_hole(shared_tmp_path):
 
 
 def config_steps(config) -> int:
-    return len(config.load_factors)
+    return len(config.times)

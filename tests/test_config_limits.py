@@ -78,6 +78,28 @@ CASES = [  # (study, key path, value, the key the message must name)
 ]
 
 
+CYCLE = changed(RUN, "amplitudes", {"cycle": [[0.0, 0.0], [1.0, 1.0], [2.0, -1.0]]})
+ROTATED = changed(RUN, "boundary_conditions.2", {"boundary": "right", "rotation": {"angle": 0.1}})
+CASES += [  # the loading in pseudo-time (issue 11): every new number and list is bounded too
+    (RUN, "end_time", INF, "end_time"),
+    (RUN, "end_time", 1e308, "end_time"),
+    (RUN, "steps", {"max_increment": NAN}, "steps.max_increment"),
+    (RUN, "steps", {"max_increment": 1e-6}, "limits.steps"),  # 1e6 steps to end_time 1
+    (changed(RUN, "end_time", 1e15), "steps", {"max_increment": 1e-300}, "limits.steps"),  # count overflows
+    (changed(RUN, "limits", {"steps": 10}), "steps", [0.1 * k for k in range(1, 12)], "limits.steps"),
+    (CYCLE, "steps", {"max_increment": 1e-5}, "limits.steps"),  # 2e5 steps through the break points
+    (CYCLE, "amplitudes.cycle", [[0.0, 0.0], [INF, 1.0]], "amplitudes.cycle"),
+    (CYCLE, "amplitudes.cycle", [[0.0, 0.0], [1.0, 1e308]], "amplitudes.cycle"),
+    (changed(CYCLE, "limits", {"list_length": 50}), "amplitudes.cycle",
+     [[0.1 * k, 1.0] for k in range(51)], "amplitudes.cycle"),
+    (ROTATED, "boundary_conditions.2.rotation.angle", INF, "boundary_conditions.2.rotation.angle"),
+    (ROTATED, "boundary_conditions.2.rotation.centre", [NAN, 0.0], "boundary_conditions.2.rotation.centre"),
+    (ROTATED, "boundary_conditions.2.rotation.centre", [1e308, 0.0], "boundary_conditions.2.rotation.centre"),
+    (RUN, "boundary_conditions.2.value", "x * t" + " + x" * 700, "boundary_conditions.2.value"),  # > 2000 characters
+    (RUN, "loads.tractions.0.traction", [0.0, "1" + " + y" * 600], "loads.tractions.0.traction"),  # > 500 terms
+]
+
+
 @pytest.mark.parametrize("base,path,value,key", CASES, ids=[f"{c[1]}={str(c[2])[:12]}" for c in CASES])
 def test_non_finite_huge_and_unbounded_values_exit_2_naming_the_key(tmp_path, capsys, base, path, value, key):
     code, err = validate(tmp_path, capsys, changed(base, path, value))
@@ -107,10 +129,10 @@ def test_files_that_are_not_utf8_give_one_line(tmp_path, capsys, encoding):
 
 def test_a_large_file_is_refused_before_parsing(tmp_path, capsys):
     text = yaml.safe_dump(RUN) + "steps: [" + ", ".join(["0.5"] * 3_000_000) + "]\n"
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: the machine is shared
     code, err = validate(tmp_path, capsys, None, text)
     assert code == 2 and "FE2_MAX_CONFIG_BYTES" in err, err
-    assert time.perf_counter() - start < 5.0
+    assert time.process_time() - start < 5.0
 
 
 def test_recursive_alias_is_refused(tmp_path, capsys):
@@ -127,7 +149,8 @@ BOMB = "\n".join(
 @pytest.mark.parametrize("where", ["steps", "output.probes"])
 def test_yaml_billion_laughs_is_refused_quickly_in_little_memory(tmp_path, where):
     """Aliases expanding to 9^10 values, under `steps` or `output.probes`: rejected in a fresh
-    process in < 2 s and < 200 MB (its peak resident set), naming the file, not echoing it."""
+    process in < 2 s of CPU time (not wall time: the machine is shared) and < 200 MB (its peak
+    resident set), naming the file, not echoing it."""
     body = {k: v for k, v in RUN.items() if k not in ("steps", "output")}
     tail = "steps: *a9\n" if where == "steps" else "output: {probes: {p: *a9}}\n"
     config = tmp_path / "bomb.yaml"
@@ -137,7 +160,7 @@ def test_yaml_billion_laughs_is_refused_quickly_in_little_memory(tmp_path, where
     # inherited across fork and exec)
     script = (
         "import sys, time; from fe2.cli import main; "
-        "t = time.perf_counter(); code = main(['validate', sys.argv[1]]); seconds = time.perf_counter() - t; "
+        "t = time.process_time(); code = main(['validate', sys.argv[1]]); seconds = time.process_time() - t; "
         "peak = [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0]; "
         "print(seconds, peak); sys.exit(code)"
     )

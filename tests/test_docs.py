@@ -29,6 +29,8 @@ from fe2.config.run import (
     RveSource,
     TractionConfig,
 )
+from fe2.config.base import Limits
+from fe2.config.loading import RotationConfig, StepIncrement
 from fe2.config.materials import PHASE_PARTS
 from fe2.meshing.macro import MACRO_MESH_SPECS
 from fe2.meshing.specs import MESH_SPECS
@@ -39,6 +41,7 @@ MODELS = [
     *PHASE_MODELS, *PHASE_PARTS, *MESH_SPECS.values(),
     RunConfig, MacroOptions, MacroMeshSource, MaterialSource, RveSource, DirichletConfig,
     TractionConfig, LoadsConfig, Plane, MacroSolver, OutputConfig, ParallelConfig, CheckpointConfig,
+    RotationConfig, StepIncrement, Limits,
     *MACRO_MESH_SPECS.values(),
 ]
 

@@ -157,7 +157,7 @@ def test_too_large_step_is_cut_back_and_equals_small_steps():
 
     cut, records = run([1.0])
     assert records[0].cutbacks >= 1 and records[0].substeps >= 2
-    loads = records[0].substep_loads
+    loads = records[0].substep_times
     assert loads[-1] == 1.0 and loads == sorted(loads)
     small, small_records = run(loads)
     assert all(r.cutbacks == 0 for r in small_records)
@@ -178,7 +178,7 @@ def test_failed_point_on_one_rank_cuts_back_everywhere():
         """Fails at its first point whenever the strain is large (only on rank 0)."""
 
         def evaluate(self, strains):
-            if comm.rank == 0 and self.num_points and np.abs(strains).max() > 0.015:
+            if comm.rank == 0 and self.num_points and np.abs(strains).max() > 0.005:
                 from fe2.material_point import MaterialPointFailure
 
                 raise MaterialPointFailure(0, "injected failure")
@@ -278,7 +278,7 @@ def test_failure_on_one_rank_cuts_back_on_all_and_completes():
         failed = False
 
         def evaluate(self, strains):
-            if comm.rank == 0 and not self.failed and self.num_points and np.abs(strains).max() > 0.015:
+            if comm.rank == 0 and not self.failed and self.num_points and np.abs(strains).max() > 0.005:
                 from fe2.material_point import MaterialPointFailure
 
                 self.failed = True

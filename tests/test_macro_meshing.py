@@ -193,7 +193,7 @@ def test_quadrilaterals_keep_the_boundaries(tmp_path):
 
 def test_blossom_fallback_subdivides_into_quadrilaterals(tmp_path, caplog):
     spec = SPECS["notched_bar_quads_subdivided"]
-    with caplog.at_level(logging.DEBUG, logger="fe2.meshing.macro"):
+    with caplog.at_level(logging.DEBUG, logger="fe2.meshing.macro_gmsh"):
         path = spec.generate(tmp_path / "sub.msh")
     # pins the fallback path with gmsh 4.15; the quad checks below hold anyway
     assert "subdividing into quadrilaterals" in caplog.text

@@ -83,6 +83,40 @@ def test_run_on_a_bad_macro_mesh_exits_2_naming_the_file(shared_tmp_path, capsys
         assert ("tangled" if case == "tangled" else "inverted") in err
 
 
+def as_meshio_file(msh, suffix):
+    """The gmsh file rewritten by meshio as .vtu (integer ``cell_tags``) or Medit .mesh."""
+    import meshio
+
+    mesh = meshio.read(msh)
+    tags = [np.asarray(block, dtype=np.int32) for block in mesh.cell_data["gmsh:physical"]]
+    name = "cell_tags" if suffix == ".vtu" else "medit:ref"
+    path = msh.with_suffix(suffix)
+    meshio.write(path, meshio.Mesh(mesh.points, [(b.type, b.data) for b in mesh.cells], cell_data={name: tags}))
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".vtu", ".mesh"])
+@pytest.mark.parametrize("case", ["tangled", "inverted quadrilateral"])
+def test_the_meshio_reader_refuses_bad_macro_meshes_too(shared_tmp_path, capsys, case, suffix):
+    """The same checks on the macro meshes read with meshio (other formats than .msh)."""
+    mesh = None
+    if comm.rank == 0:
+        msh = shared_tmp_path / "bad.msh"
+        if case == "tangled":
+            write_distorted_rectangle(msh, move=([1.0, 0.5], [1.0, 1.1]))
+        else:
+            write_distorted_rectangle(msh, move=([1.0, 0.5], [2.2, 0.5]), quadrilaterals=True)
+        mesh = as_meshio_file(msh, suffix)
+    mesh = comm.bcast(mesh)
+    code, out = run(shared_tmp_path, study(macro={"mesh": {"file": str(mesh)}}))
+    err = capsys.readouterr().err
+    assert code == 2
+    assert not out.exists() or not any(out.iterdir())
+    if comm.rank == 0:
+        assert "macro.mesh.file" in err and str(mesh) in err and "Traceback" not in err, err
+        assert ("tangled" if case == "tangled" else "inverted") in err
+
+
 def test_a_mixed_orientation_mesh_runs(shared_tmp_path, capsys):
     mesh = shared_tmp_path / "mixed.msh"
     if comm.rank == 0:

@@ -58,12 +58,16 @@ def assert_same_history(rows, reference, *, rtol=1e-10, same_ranks=True):
     norms (round-off) are not compared."""
     assert len(rows) == len(reference)
     skip = TIMING | {"residual_norms"} | (set() if same_ranks else {"residual_norm"})
-    scale = max(abs(float(v)) for r in reference for k, v in r.items() if k.startswith("reaction_"))
+    scales = {
+        kind: max((abs(float(v)) for r in reference for k, v in r.items() if k.startswith(kind)), default=0.0)
+        for kind in ("reaction_", "displacement_")
+    }
     for row, ref in zip(rows, reference):
         assert set(row) == set(ref)
         for key in set(ref) - skip:
-            if key.startswith("reaction_"):
-                assert float(row[key]) == pytest.approx(float(ref[key]), rel=rtol, abs=rtol * scale), key
+            kind = next((k for k in scales if key.startswith(k)), None)
+            if kind is not None:  # forces and displacements: relative to their largest value
+                assert float(row[key]) == pytest.approx(float(ref[key]), rel=rtol, abs=rtol * scales[kind]), key
             else:
                 assert float(row[key]) == pytest.approx(float(ref[key]), rel=rtol, abs=0), key
 

@@ -74,11 +74,13 @@ def _nested_models(annotation: Any) -> list[type[BaseModel]]:
 
 
 def _walk(model: type[BaseModel], seen: set) -> tuple[set[str], set[str]]:
-    """(field names, discriminator values of 'law'/'type' fields) reachable from a model."""
+    """(field names, location parts that are not keys) reachable from a model: discriminator
+    values of 'law'/'type' fields, and the class names pydantic puts in the location of a union
+    member that is a model (``steps.StepIncrement.max_increment``)."""
     if model in seen:
         return set(), set()
     seen.add(model)
-    keys, tags = set(model.model_fields), set()
+    keys, tags = set(model.model_fields), {model.__name__}
     for name, field in model.model_fields.items():
         if name in ("law", "type") and typing.get_origin(field.annotation) is typing.Literal:
             tags |= set(typing.get_args(field.annotation))

@@ -9,18 +9,25 @@ from typing import Any, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from fe2.config.base import ConfigModel, Limits, load_config
+from fe2.config.loading import (
+    BUILTIN_AMPLITUDES, AmplitudeTable, RotationConfig, StepIncrement, ValueEntry, check_amplitudes,
+    check_values, default_end_time, step_count, step_times, uses_time,
+)
 from fe2.config.materials import Phase, check_law, check_phases, with_default_laws
 from fe2.config.rve import (
     BATCH_DESCRIPTION, LINEAR_SOLVER_DESCRIPTION, Batch, LinearSolver, MeshSource, NewtonConfig, SolverOptions,
     existing_file,
 )
-from fe2.meshing.macro import MacroMeshSpec
+from fe2.meshing.macro_specs import MacroMeshSpec
 
 
 class MacroMeshSource(ConfigModel):
-    """The macro mesh: a gmsh file with named boundary groups, or a specimen generator."""
+    """The macro mesh: a mesh file with named boundary groups, or a specimen generator."""
 
-    file: Path | None = Field(None, description="gmsh .msh file, relative to the config file")
+    file: Path | None = Field(
+        None, description="mesh file with named boundary sets (gmsh .msh, Abaqus .inp, Medit .mesh, "
+        "VTK .vtu/.vtk, XDMF .xdmf), relative to the config file",
+    )
     generate: MacroMeshSpec | None = Field(None, description="parameters of a specimen generator")
 
     @field_validator("file")
@@ -98,24 +105,66 @@ class _OnBoundary(ConfigModel):
         return self.boundary if self.boundary is not None else f"{self.plane.axis}={self.plane.value:g}"
 
 
+_AMPLITUDE = Field(
+    None, description="name of an amplitude (see `amplitudes`); default: ramp, or constant for a "
+    "value that depends on t",
+)
+
+
 class DirichletConfig(_OnBoundary):
-    """Prescribed displacement (its value at load factor 1)."""
+    """Prescribed displacement: a value (times an amplitude), or a rigid rotation."""
 
     component: Literal["x", "y", "z", "all"] = Field("all", description="displacement component")
-    value: float = Field(0.0, description="displacement at load factor 1, length units")
+    value: ValueEntry | list[ValueEntry] = Field(
+        0.0, description="displacement (length units) at amplitude 1: a number or an expression of "
+        "x, y, z, t; with component 'all' also a list of d numbers/expressions",
+    )
+    amplitude: str | None = _AMPLITUDE
+    rotation: RotationConfig | None = Field(None, description="rigid rotation of the boundary (component 'all')")
+
+    _values = field_validator("value")(classmethod(lambda cls, v: check_values(v)))
+
+    @model_validator(mode="after")
+    def _rotation_alone(self) -> DirichletConfig:
+        if self.rotation is not None and (self.component != "all" or self.value != 0.0):
+            raise ValueError("rotation: give it with component 'all' and no value")
+        if isinstance(self.value, list) and self.component != "all":
+            raise ValueError("value: a list needs component 'all' (one entry per component)")
+        return self
+
+    def depends_on_time(self) -> bool:
+        return uses_time(self.rotation.angle if self.rotation is not None else self.value)
+
+    def is_zero(self) -> bool:
+        """A fixed support: the value is 0 (numbers only, no rotation)."""
+        values = self.value if isinstance(self.value, list) else [self.value]
+        return self.rotation is None and all(not isinstance(v, str) and v == 0 for v in values)
 
 
 class TractionConfig(_OnBoundary):
-    """Surface traction (force per area, at load factor 1)."""
+    """Surface traction (force per area) times an amplitude."""
 
-    traction: list[float] = Field(description="traction vector, d components")
+    traction: list[ValueEntry] = Field(
+        description="traction vector at amplitude 1, d numbers or expressions of x, y, z, t"
+    )
+    amplitude: str | None = _AMPLITUDE
+
+    _values = field_validator("traction")(classmethod(lambda cls, v: check_values(v)))
+
+    def depends_on_time(self) -> bool:
+        return uses_time(self.traction)
 
 
 class LoadsConfig(ConfigModel):
-    """External loads, scaled by the load factor."""
+    """External loads, each times an amplitude."""
 
     tractions: list[TractionConfig] = Field(default_factory=list)
-    body_force: list[float] | None = Field(None, description="force per volume, d components")
+    body_force: list[ValueEntry] | None = Field(
+        None, description="force per volume at amplitude 1, d numbers or expressions"
+    )
+    body_force_amplitude: str | None = _AMPLITUDE
+
+    _values = field_validator("body_force")(classmethod(lambda cls, v: check_values(v) if v is not None else v))
 
 
 class MacroSolver(ConfigModel):
@@ -126,6 +175,13 @@ class MacroSolver(ConfigModel):
         default_factory=dict, description="PETSc options of the macro solve (default MUMPS LU)"
     )
     max_cutbacks: int = Field(6, ge=0, le=20, description="halvings of a load step before giving up")
+    predictor: bool = Field(
+        True, description="consistent predictor: the first iteration of a step solves the "
+        "linearised problem with the boundary increment as a lifting",
+    )
+    line_search: Literal["backtracking", "secant", "off"] = Field(
+        "secant", description="line search on the macro residual (Newton iterations after the predictor)"
+    )
 
 
 class ParallelConfig(ConfigModel):
@@ -183,8 +239,8 @@ class CheckpointConfig(ConfigModel):
 
 
 #: Sections that may change when a run is restarted from a checkpoint (``steps`` only by
-#: appending load factors).
-RESTART_SAFE = ("steps", "parallel", "output", "checkpoint", "limits")
+#: appending times; ``end_time`` and ``amplitudes`` only after the restart time).
+RESTART_SAFE = ("steps", "end_time", "amplitudes", "parallel", "output", "checkpoint", "limits")
 
 
 class RunConfig(ConfigModel):
@@ -197,8 +253,16 @@ class RunConfig(ConfigModel):
     material: MaterialSource
     boundary_conditions: list[DirichletConfig] = Field(min_length=1)
     loads: LoadsConfig = LoadsConfig()
-    steps: int | list[float] = Field(
-        10, description="number of equal load steps, or the list of load factors (increasing)"
+    steps: int | list[float] | StepIncrement = Field(
+        10, description="number of equal time steps from 0 to end_time, the list of times "
+        "(increasing), or {max_increment: h} (to end_time, through the amplitudes' break points)",
+    )
+    end_time: float | None = Field(
+        None, gt=0, description="time T at which the default ramp amplitude reaches 1 and the "
+        "equal steps end (default: the last time of the amplitudes, else 1)",
+    )
+    amplitudes: dict[str, AmplitudeTable] = Field(
+        default_factory=dict, description="name -> [[time, factor], ...]: piecewise-linear amplitudes",
     )
     solver: MacroSolver = MacroSolver()
     parallel: ParallelConfig = ParallelConfig()
@@ -231,12 +295,21 @@ class RunConfig(ConfigModel):
             check_phases(material.rve.phases, self.physics, key="material.rve.phases")
         if isinstance(self.steps, list):
             if not self.steps or any(b <= a for a, b in zip([0.0, *self.steps], self.steps)):
-                raise ValueError("steps: load factors must be positive and increasing")
-        elif self.steps < 1:
+                raise ValueError("steps: times must be positive and increasing")
+        elif isinstance(self.steps, int) and self.steps < 1:
             raise ValueError("steps: the number of steps must be >= 1")
-        count = len(self.steps) if isinstance(self.steps, list) else self.steps
+        check_amplitudes(self.amplitudes)
+        known = set(self.amplitudes) | set(BUILTIN_AMPLITUDES)
+        used = [(f"boundary_conditions[{i}].amplitude", bc.amplitude) for i, bc in enumerate(self.boundary_conditions)]
+        used += [(f"loads.tractions[{i}].amplitude", t.amplitude) for i, t in enumerate(self.loads.tractions)]
+        used += [("loads.body_force_amplitude", self.loads.body_force_amplitude)]
+        for key, name in used:
+            if name is not None and name not in known:
+                raise ValueError(f"{key}: no amplitude {name!r} (defined: {sorted(known)})")
+        count = step_count(self.steps, self.resolved_end_time, self._break_points())
         if count > self.limits.steps:
-            raise ValueError(f"steps: {count} load steps; at most limits.steps = {self.limits.steps}")
+            what = "end_time / max_increment gives" if isinstance(self.steps, StepIncrement) else "asks for"
+            raise ValueError(f"steps: {what} {count:.6g} time steps; at most limits.steps = {self.limits.steps}")
         return self
 
     def study_identity(self) -> dict:
@@ -245,10 +318,39 @@ class RunConfig(ConfigModel):
         return {k: v for k, v in data.items() if k not in RESTART_SAFE}
 
     @property
-    def load_factors(self) -> list[float]:
-        if isinstance(self.steps, list):
-            return list(self.steps)
-        return [(k + 1) / self.steps for k in range(self.steps)]
+    def resolved_end_time(self) -> float:
+        """T, the end of the pseudo-time."""
+        return default_end_time(self.end_time, self.amplitudes)
+
+    def _break_points(self) -> list[float]:
+        return [t for table in self.amplitudes.values() for t, _ in table]
+
+    @property
+    def times(self) -> list[float]:
+        """The times of the steps (at most ``limits.steps``, checked at validation)."""
+        return step_times(self.steps, self.resolved_end_time, self._break_points())
+
+    def amplitude_names(self) -> list[str]:
+        """The amplitude of every prescribed value, in order: dirichlet (but zero values),
+        tractions, body force (default: ramp, or constant for a value that depends on t)."""
+        def name(given: str | None, depends_on_time: bool) -> str:
+            return given if given is not None else ("constant" if depends_on_time else "ramp")
+
+        names = [name(bc.amplitude, bc.depends_on_time()) for bc in self.boundary_conditions
+                 if bc.amplitude is not None or not bc.is_zero()]
+        names += [name(t.amplitude, t.depends_on_time()) for t in self.loads.tractions]
+        if self.loads.body_force is not None:
+            names.append(name(self.loads.body_force_amplitude, uses_time(self.loads.body_force)))
+        return names
+
+    def amplitude_tables(self, *, used: bool = True) -> dict[str, list[list[float]]]:
+        """The amplitudes by name: the built-in ramp (0 at 0, 1 at T) and constant, and the
+        tables of ``amplitudes``; ``used``: only those a nonzero value uses."""
+        tables = {"ramp": [[0.0, 0.0], [self.resolved_end_time, 1.0]], "constant": [[0.0, 1.0]]}
+        tables.update({k: [list(p) for p in v] for k, v in self.amplitudes.items()})
+        if not used:
+            return tables
+        return {name: tables[name] for name in dict.fromkeys(self.amplitude_names())}
 
 
 def load_run_config(path: str | Path) -> RunConfig:

@@ -43,7 +43,7 @@ class MeshSource(ConfigModel):
 BATCH_DESCRIPTION = (
     "auto: RVEs of one type solved together in batches (vectorised constitutive updates and "
     "assembly, one batched sparse Cholesky), as many per batch as fit a memory budget "
-    "(FE2_BATCH_MEMORY MiB, default 512; at most 32); a number: at most that many per batch; "
+    "(FE2_BATCH_MEMORY MiB, default 512; at most 1024 points, factorised in groups of 32); a number: at most that many per batch; "
     "off: one PETSc (MUMPS) solve per point, the reference path"
 )
 Batch = Literal["auto", "off"] | Annotated[int, Field(ge=1, le=100_000)]

@@ -13,6 +13,7 @@ group).
 from __future__ import annotations
 
 from collections.abc import Callable
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +35,8 @@ from fe2.rve.model import RveModel
 from fe2.rve.physics import Physics
 from fe2.rve.pool import RvePool
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class Coupling:
@@ -42,6 +45,28 @@ class Coupling:
     make_points: Callable[[int], MaterialPoints]
     mode: str
     reason: str
+
+
+#: The RVE Newton tolerance is at most this fraction of the macro one (see rve_newton_options).
+RVE_TO_MACRO_RTOL = 1e-2
+
+
+def rve_newton_options(config: RunConfig) -> NewtonOptions:
+    """The RVE Newton options of a concurrent study, rtol at most 1/100 of the macro rtol.
+
+    A homogenized stress is only as accurate as its RVE solve: an RVE rtol near the macro
+    one leaves noise in the macro residual at that level, the macro Newton stagnates on it
+    and cuts back needlessly (a different load path on a path-dependent material). The
+    tightening is logged; the RVE test keeps its round-off floor, so it stays reachable.
+    """
+    options = config.material.rve.solver.newton.model_dump()
+    limit = RVE_TO_MACRO_RTOL * config.solver.newton.rtol
+    if options["rtol"] > limit:
+        log.info("material.rve.solver.newton.rtol tightened from %.3g to %.3g (1/100 of "
+                 "solver.newton.rtol: homogenized stresses more accurate than the macro tolerance)",
+                 options["rtol"], limit)
+        options["rtol"] = limit
+    return NewtonOptions(**options)
 
 
 def coupling(config: RunConfig, macro: MacroMesh, physics: Physics, comm: MPI.Comm) -> Coupling:
@@ -95,7 +120,7 @@ def coupling(config: RunConfig, macro: MacroMesh, physics: Physics, comm: MPI.Co
         )
         law = AnisotropicLinearElastic(C)
         return Coupling(lambda m: LawPoints(law, m, dim=dim, n_comp=n), "hierarchical", why)
-    newton = NewtonOptions(**rve.solver.newton.model_dump())
+    newton = rve_newton_options(config)
     balancing = config.parallel.balancing
 
     def make(m: int) -> MaterialPoints:

@@ -1,21 +1,24 @@
 """Apply a sequence of macro strains to one RVE: stress, tangent and Newton work per step.
 
-Each step is one :class:`~fe2.rve.pool.RvePool` evaluate + commit. A step whose RVE fails is
-halved (after a rollback) up to ``max_cutbacks`` times; the sub-steps are committed in turn and
-only the requested steps are reported.
+The path is piecewise linear in a pseudo-time t: strain k at t = k (t = 0: the reference
+strain). The load-stepping driver of `fe2 run` (:func:`fe2.macro.stepping.run_steps`) goes
+through t = 1, 2, ...; each sub-step is one :class:`~fe2.rve.pool.RvePool` evaluate at the
+strain of its time, committed when the RVE converged; a failed one is rolled back and halved
+(at most ``max_cutbacks`` times in a row), and grows back after easy sub-steps. Only the
+requested steps are reported.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
 from mpi4py import MPI
 
-from fe2.errors import ComputationError, InputError
+from fe2.errors import InputError
 from fe2.io.rve_fields import Snapshot
+from fe2.macro.stepping import StepRecord, run_steps
 from fe2.material_point import MaterialPointFailure
 from fe2.rve.micro_solver import MicroSolver
 from fe2.rve.physics import Physics
@@ -72,6 +75,45 @@ class LoadPathResult:
     snapshots: list[tuple[float, Snapshot]] = field(default_factory=list)
 
 
+@dataclass
+class _Attempt:
+    """One RVE evaluation as a sub-step of the driver."""
+
+    converged: bool
+    iterations: int = 0
+    reason: str = ""
+    point_failure: bool = False
+    point_evaluations: int = 1
+    residual_norms: list[float] = field(default_factory=list)
+
+
+class _StrainPath:
+    """One RVE driven along a piecewise-linear strain path in t (the driver's Steppable)."""
+
+    def __init__(self, pool: RvePool, path: list[np.ndarray], start: np.ndarray):
+        self.pool = pool
+        self.strains = np.array([start, *path])  # strain k at t = k
+
+    def strain(self, t: float) -> np.ndarray:
+        k = min(int(np.floor(t)), len(self.strains) - 2)
+        return self.strains[k] + (t - k) * (self.strains[k + 1] - self.strains[k])
+
+    def solve(self, t: float) -> _Attempt:
+        target = self.strain(t) if t != round(t) else self.strains[int(round(t))]
+        try:
+            self.pool.evaluate(target[None])
+        except MaterialPointFailure as exc:
+            return _Attempt(False, reason=f"the RVE failed ({exc.reason})", point_failure=True)
+        response = self.pool.responses[0]
+        return _Attempt(True, response.iterations, residual_norms=list(response.residual_norms))
+
+    def commit(self) -> None:
+        self.pool.commit()
+
+    def rollback(self) -> None:
+        self.pool.rollback()
+
+
 def run_load_path(
     solver: MicroSolver, path: list[np.ndarray], *, field_steps: set[int], max_cutbacks: int
 ) -> LoadPathResult:
@@ -80,10 +122,9 @@ def run_load_path(
     if field_steps:
         pool.set_probes([0])  # keep the RVE fields of every solve
     result = LoadPathResult(bc=solver.kind)
-    previous = solver.model.physics.reference_strain
-    for step, target in enumerate(path, start=1):
-        t0 = time.perf_counter()
-        iterations, substeps = _advance(pool, previous, target, max_cutbacks, step)
+    target = _StrainPath(pool, path, solver.model.physics.reference_strain)
+
+    def record(step: StepRecord) -> None:
         response = pool.responses[0]
         history = pool.state(0).history
         p_max = max(
@@ -93,38 +134,23 @@ def run_load_path(
         )
         if solver.model.distributed:  # the RVE's points are shared out over its ranks
             p_max = solver.model.comm.allreduce(p_max, op=MPI.MAX)
-        result.strains.append(target)
+        result.strains.append(path[step.step - 1])
         result.stresses.append(response.stress)
         result.tangents.append(response.tangent)
-        result.iterations.append(iterations)
-        result.substeps.append(substeps)
+        result.iterations.append(step.newton_iterations)
+        result.substeps.append(step.substeps)
         result.hill_mandel.append(response.hill_mandel_residual)
         result.max_plastic_strain.append(p_max)
-        result.seconds.append(time.perf_counter() - t0)
-        if step in field_steps:
-            result.snapshots.append((float(step), pool.probe_fields()[0]))
+        result.seconds.append(step.seconds)
+        if step.step in field_steps:
+            result.snapshots.append((float(step.step), pool.probe_fields()[0]))
         log.info(
             "%s step %d/%d: %d Newton iterations%s, |Sigma| %.4g, max p %.3g",
-            solver.kind, step, len(path), iterations,
-            f" in {substeps} sub-steps" if substeps > 1 else "",
+            solver.kind, step.step, len(path), step.newton_iterations,
+            f" in {step.substeps} sub-steps" if step.substeps > 1 else "",
             np.linalg.norm(response.stress), p_max,
         )
-        previous = target
+
+    run_steps(target, [float(k) for k in range(1, len(path) + 1)], comm=MPI.COMM_SELF,
+              max_cutbacks=max_cutbacks, on_step=record, label="load_path step")
     return result
-
-
-def _advance(pool: RvePool, start: np.ndarray, end: np.ndarray, cutbacks: int, step: int) -> tuple[int, int]:
-    """Reach ``end`` from the committed ``start``, halving on failure; (iterations, sub-steps)."""
-    try:
-        pool.evaluate(end[None])
-    except MaterialPointFailure as exc:
-        pool.rollback()
-        if cutbacks == 0:
-            raise ComputationError(f"load_path step {step}: the RVE failed ({exc.reason})") from None
-        log.info("load_path step %d: RVE failed (%s); halving the step", step, exc.reason)
-        middle = 0.5 * (start + end)
-        first = _advance(pool, start, middle, cutbacks - 1, step)
-        second = _advance(pool, middle, end, cutbacks - 1, step)
-        return first[0] + second[0], first[1] + second[1]
-    pool.commit()
-    return pool.responses[0].iterations, 1

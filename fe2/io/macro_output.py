@@ -1,8 +1,8 @@
 """Outputs of `fe2 run`: XDMF fields, history.csv (rewritten after every step), summary.json.
 
 Fields (``fields.xdmf`` with one HDF5 file per step in ``fields/``, see
-:mod:`fe2.io.field_series`; ParaView and meshio, time = load factor): the displacement (P1; interpolated for P2); per cell
-(DG0) the macro stress and strain averaged over the cell's quadrature points as 3 x 3 tensors
+:mod:`fe2.io.field_series`; ParaView and meshio, time = the pseudo-time t): the displacement
+(P1; interpolated for P2); per cell (DG0) the macro stress and strain averaged over the cell's quadrature points as 3 x 3 tensors
 (in 2D the in-plane components, out-of-plane entries 0; Cauchy stress and small strain, or
 P and F at finite strain); and the point outputs of the constitutive source averaged per cell
 (equivalent plastic strain, RVE-averaged for FE²) or maximised (RVE Newton iterations).
@@ -141,7 +141,7 @@ class MacroOutput:
     def history_row(self, record: StepRecord) -> dict:
         row = {
             "step": record.step,
-            "load_factor": record.load_factor,
+            "time": record.time,
             "newton_iterations": record.newton_iterations,
             "residual_norm": f"{record.residual_norm:.6e}",
             "residual_norms": " ".join(f"{r:.3e}" for r in record.residual_norms),
@@ -149,6 +149,7 @@ class MacroOutput:
             "cutbacks": record.cutbacks,
             "rve_solves": record.rve_solves,
             "rve_failures": record.rve_failures,
+            "line_search_trials": record.line_search_trials,
             "imbalance": f"{record.imbalance:.3f}",
             "moved_points": record.moved_points,
             "seconds": f"{record.seconds:.3f}",
@@ -156,6 +157,9 @@ class MacroOutput:
         for name, force in record.reactions.items():
             for axis, value in zip(AXES, force):
                 row[f"reaction_{name}_{axis}"] = repr(float(value))
+        for name, mean in record.displacements.items():
+            for axis, value in zip(AXES, mean):
+                row[f"displacement_{name}_{axis}"] = repr(float(value))
         row.update(record.diagnostics)
         return row
 
@@ -165,7 +169,7 @@ class MacroOutput:
         last = record.step == self.num_steps
         due = fields or last or (self.fields_every and record.step % self.fields_every == 0)
         if due:
-            self.write_fields(record.step, record.load_factor)
+            self.write_fields(record.step, record.time)
 
         def write() -> None:
             if self.comm.rank == 0:

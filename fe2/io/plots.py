@@ -1,9 +1,11 @@
 """PNG plots of a result directory, drawn from its CSV files (matplotlib, headless).
 
 * ``history.csv`` (`fe2 run`): ``reactions.png`` -- the reaction force components of each
-  supported boundary against the load factor; ``convergence.png`` -- the macro Newton residual
-  norms of every load step against the iteration (log scale: quadratic convergence shows as
-  ever steeper lines).
+  supported boundary against the time t; ``reaction_displacement.png`` -- each reaction
+  component against the mean displacement of its boundary in that direction, from the
+  unloaded state (load-unload cycles show as hysteresis loops), for the components whose
+  displacement changes; ``convergence.png`` -- the macro Newton residual norms of every load
+  step against the iteration (log scale: quadratic convergence shows as ever steeper lines).
 * ``load_path*.csv`` (`fe2 homogenize` with a load path): ``load_path*.png`` -- the
   homogenised stress components and the RVE Newton iterations against the step.
 """
@@ -33,21 +35,38 @@ def _save(figure, path: Path) -> Path:
     return path
 
 
+def _reaction_columns(rows: list[dict[str, str]]) -> list[str]:
+    return [c for c in rows[0] if c.startswith("reaction_") and any(float(r[c]) for r in rows)]
+
+
 def plot_history(history: Path) -> list[Path]:
-    """reactions.png and convergence.png from a history.csv."""
+    """reactions.png, reaction_displacement.png and convergence.png from a history.csv."""
     rows = _rows(history)
     if not rows:
         return []
-    load = [0.0] + [float(r["load_factor"]) for r in rows]  # from the unloaded state
+    time_column = "time" if "time" in rows[0] else "load_factor"  # history files of older versions
+    times = [0.0] + [float(r[time_column]) for r in rows]  # from the unloaded state
+    columns = _reaction_columns(rows)
     figure, axes = plt.subplots(figsize=(6, 4))
-    for column in [c for c in rows[0] if c.startswith("reaction_")]:
-        values = [0.0] + [float(r[column]) for r in rows]
-        if any(values):
-            axes.plot(load, values, marker="o", label=column.removeprefix("reaction_"))
-    axes.set(xlabel="load factor", ylabel="reaction force", title="Reactions on the supported boundaries")
+    for column in columns:
+        axes.plot(times, [0.0] + [float(r[column]) for r in rows], marker="o", label=column.removeprefix("reaction_"))
+    axes.set(xlabel="time t", ylabel="reaction force", title="Reactions on the supported boundaries")
     axes.grid(True, alpha=0.3)
-    axes.legend(fontsize=8)
+    if columns:
+        axes.legend(fontsize=8)
     outputs = [_save(figure, history.with_name("reactions.png"))]
+    pairs = [(c, "displacement_" + c.removeprefix("reaction_")) for c in columns]
+    pairs = [(f, u) for f, u in pairs if u in rows[0] and len({r[u] for r in rows}) > 1]
+    if pairs:
+        figure, axes = plt.subplots(figsize=(6, 4.5))
+        for force, displacement in pairs:
+            axes.plot([0.0] + [float(r[displacement]) for r in rows], [0.0] + [float(r[force]) for r in rows],
+                      marker=".", label=force.removeprefix("reaction_"))
+        axes.set(xlabel="mean displacement of the boundary", ylabel="reaction force",
+                 title="Reaction against displacement, per boundary and direction")
+        axes.grid(True, alpha=0.3)
+        axes.legend(fontsize=8)
+        outputs.append(_save(figure, history.with_name("reaction_displacement.png")))
     figure, axes = plt.subplots(figsize=(6, 4))
     for r in rows:
         norms = [float(x) for x in r.get("residual_norms", "").split()]

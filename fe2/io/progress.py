@@ -2,7 +2,7 @@
 
 :class:`TerminalStatus` is the log handler of rank 0 when stdout is a TTY: each log line is
 printed above the status line, which is redrawn after it. ``fe2 run`` sets the status at every
-macro Newton iteration: a bar of the completed load steps, the load factor being solved, the
+macro Newton iteration: a bar of the completed load steps, the time t being solved, the
 iteration and residual, elapsed and estimated remaining time.
 """
 
@@ -43,13 +43,13 @@ def terminal_status() -> TerminalStatus | None:
     return next((h for h in logging.getLogger().handlers if isinstance(h, TerminalStatus)), None)
 
 
-def status_line(done: int, total: int, load: float, iteration: int, residual: float,
+def status_line(done: int, total: int, time: float, iteration: int, residual: float,
                 elapsed: float, remaining: float | None) -> str:
-    """``[#####-----] 5/10  load 0.55  Newton 2 |R| 1.2e-05  12 s, ETA 14 s``."""
+    """``[#####-----] 5/10  t 0.55  Newton 2 |R| 1.2e-05  12 s, ETA 14 s``."""
     width = 20
     filled = round(width * done / total) if total else width
     eta = f", ETA {remaining:.0f} s" if remaining is not None else ""
-    return (f"[{'#' * filled}{'-' * (width - filled)}] {done}/{total}  load {load:.4g}  "
+    return (f"[{'#' * filled}{'-' * (width - filled)}] {done}/{total}  t {time:.4g}  "
             f"Newton {iteration} |R| {residual:.1e}  {elapsed:.0f} s{eta}")
 
 
@@ -70,11 +70,11 @@ class RunStatus:
         problem.monitor = status.iteration
         return status
 
-    def iteration(self, load: float, iteration: int, residual: float) -> None:
+    def iteration(self, t: float, iteration: int, residual: float) -> None:
         elapsed = time.perf_counter() - self.start
         steps = self.done - self.first
         remaining = elapsed / steps * (self.total - self.done) if steps else None
-        self.handler.set_status(status_line(self.done, self.total, load, iteration, residual, elapsed, remaining))
+        self.handler.set_status(status_line(self.done, self.total, t, iteration, residual, elapsed, remaining))
 
     def step_done(self, step: int) -> None:
         self.done = step

@@ -31,9 +31,68 @@ void fe_residual(int P, int cells, int nqp, int n, int k, int N, const double* B
                  const double* flux, double* R);
 void fe_assemble(int cells, int nqp, int n, int k, int P, const double* B, const double* D,
                  const int* slot, double* K, double* T);
+void j2_update(long m, int dim, const double* strain, const double* ep_n, const double* p_n,
+               const double* beta_n, double lmbda, double mu, double sigma_y, double H, double H_kin,
+               double* stress, double* tangent, double* ep, double* p, double* beta, signed char* ok);
 """
 
 _SOURCE = r"""
+/* J2 plasticity, radial return (see fe2/materials/j2.py for the equations), one point at a
+   time: 3D Mandel (6) internally; the strain, stress and tangent in the components of the
+   physics (dim 2: plane strain 11, 22, 12 = Mandel 0, 1, 5; dim 3: all 6). */
+void j2_update(long m, int dim, const double* restrict strain, const double* restrict ep_n,
+               const double* restrict p_n, const double* restrict beta_n, double lmbda, double mu,
+               double sigma_y, double H, double H_kin, double* restrict stress,
+               double* restrict tangent, double* restrict ep, double* restrict p,
+               double* restrict beta, signed char* restrict ok)
+{
+    const int plane[3] = {0, 1, 5};
+    const int nc = dim == 2 ? 3 : 6;
+    const double s32 = sqrt(1.5), denominator = 3.0 * mu + H + H_kin;
+    for (long a = 0; a < m; a++) {
+        double e[6] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+        for (int c = 0; c < nc; c++) e[dim == 2 ? plane[c] : c] = strain[a * nc + c];
+        for (int c = 0; c < 6; c++) e[c] -= ep_n[a * 6 + c];
+        const double tr = e[0] + e[1] + e[2];
+        double sig[6], eta[6];
+        for (int c = 0; c < 6; c++) sig[c] = 2.0 * mu * e[c] + (c < 3 ? lmbda * tr : 0.0);
+        const double mean = (sig[0] + sig[1] + sig[2]) / 3.0;
+        double norm2 = 0.0;
+        for (int c = 0; c < 6; c++) {
+            eta[c] = sig[c] - (c < 3 ? mean : 0.0) - beta_n[a * 6 + c];
+            norm2 += eta[c] * eta[c];
+        }
+        const double norm = sqrt(norm2);
+        const double f = s32 * norm - (sigma_y + H * p_n[a]);
+        const int plastic = f > 0.0;
+        const double dp = plastic ? f / denominator : 0.0;
+        const double g = plastic ? dp / norm : 0.0; /* dp N = g eta */
+        for (int c = 0; c < 6; c++) {
+            sig[c] -= 2.0 * mu * s32 * g * eta[c];
+            ep[a * 6 + c] = ep_n[a * 6 + c] + s32 * g * eta[c];
+            beta[a * 6 + c] = beta_n[a * 6 + c] + (2.0 / 3.0) * H_kin * s32 * g * eta[c];
+        }
+        p[a] = p_n[a] + dp;
+        const double alpha = plastic ? 6.0 * mu * mu / denominator : 0.0;
+        const double theta = plastic ? 4.0 * mu * mu * s32 * dp / norm : 0.0;
+        int finite = 1;
+        for (int i = 0; i < nc; i++) {
+            const int I = dim == 2 ? plane[i] : i;
+            const double NI = plastic ? eta[I] / norm : 0.0;
+            stress[a * nc + i] = sig[I];
+            finite &= isfinite(sig[I]);
+            for (int j = 0; j < nc; j++) {
+                const int J = dim == 2 ? plane[j] : j;
+                const double NJ = plastic ? eta[J] / norm : 0.0;
+                const double dev = (I == J ? 1.0 : 0.0) - (I < 3 && J < 3 ? 1.0 / 3.0 : 0.0);
+                const double C = (I == J ? 2.0 * mu : 0.0) + (I < 3 && J < 3 ? lmbda : 0.0);
+                tangent[(a * nc + i) * nc + j] = C - alpha * NI * NJ - theta * (dev - NI * NJ);
+            }
+        }
+        ok[a] = (signed char)finite;
+    }
+}
+
 #include <math.h>
 #include <string.h>
 

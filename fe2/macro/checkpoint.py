@@ -3,10 +3,11 @@
 Layout, in ``OUTPUT/checkpoints/``::
 
     step-000004/          a complete checkpoint, written after load step 4
-        meta.json         step, load factor, history rows, the study it belongs to
+        meta.json         step, time, amplitudes, history rows, the study it belongs to
         rank-00000.pkl    one part per writing rank: for each cell it owned, by original
         ...               (input) cell index, the displacement at the cell dofs, the cell's
-                          node coordinates and the committed states of its quadrature points
+                          node coordinates, the committed states of its quadrature points
+                          and their committed stresses and tangents
     .step-000005.tmp/     a checkpoint being written: never read
 
 Atomic: every rank writes and fsyncs its part into the temporary directory; after all parts
@@ -45,7 +46,10 @@ from fe2.macro.problem import MacroProblem
 
 log = logging.getLogger(__name__)
 
-FORMAT = 2  # 2: input files identified by content (1: by absolute path)
+#: 3: pseudo-time (times, amplitudes) instead of load factors, committed stresses and tangents
+#: in the parts, and input files identified by content (2 had either the one or the other;
+#: 1: load factors, input files by absolute path).
+FORMAT = 3
 DIRECTORY = "checkpoints"
 
 
@@ -166,6 +170,9 @@ def write_checkpoint(problem: MacroProblem, output: Path, meta: dict) -> Path | 
         "u": problem.u.x.array[dofs[:owned]],
         "nodes": nodes[:owned],
         "states": problem.points.committed_states(),  # collective for balanced pools
+        # the committed response: a restarted step starts from it as the uninterrupted one
+        "stress": problem.forms.stress_qp.copy(),
+        "tangent": problem.forms.tangent_qp.copy(),
     }
     error = ""
     if comm.rank == 0:
@@ -252,6 +259,8 @@ def restore_checkpoint(problem: MacroProblem, path: Path, meta: dict) -> None:
         for cell, saved in zip(mine, theirs):
             if cell < owned:
                 states[cell * nq : (cell + 1) * nq] = part["states"][saved * nq : (saved + 1) * nq]
+                forms.stress_qp[cell] = part["stress"][saved]
+                forms.tangent_qp[cell] = part["tangent"][saved]
     if not mismatch and not found.all():
         mismatch = f"{np.count_nonzero(~found)} cells of the mesh are not in it (another mesh)"
     mismatch = next((m for m in comm.allgather(mismatch) if m), "")
@@ -259,22 +268,35 @@ def restore_checkpoint(problem: MacroProblem, path: Path, meta: dict) -> None:
         raise InputError(f"checkpoint {path} does not match this study's mesh: {mismatch}")
     problem.u.x.scatter_forward()
     problem.points.restore_states(states)
+    problem.set_committed(responses=True)
 
 
-def check_compatible(meta: dict, study: dict, targets: list[float], path: Path) -> None:
-    """A checkpoint continues a study only if everything but the restart-safe sections agrees
-    and its completed load factors start the new list of targets."""
+def check_compatible(meta: dict, study: dict, times: list[float], path: Path,
+                     amplitudes: dict[str, list[list[float]]]) -> None:
+    """A checkpoint continues a study only if everything but the restart-safe sections agrees,
+    its completed times start the new list of times, and every amplitude it used is the same
+    up to the restart time (amplitudes may change after it)."""
+    from fe2.macro.loading import amplitude_from_table
+
     saved = meta["study"]
     differ = sorted(k for k in set(saved) | set(study) if saved.get(k) != study.get(k))
     if differ:
         raise InputError(
             f"checkpoint {path} belongs to another study: {', '.join(differ)} differ "
-            f"(only steps, parallel, output, checkpoint and limits may change on a restart; input "
-            f"files are compared by content)"
+            f"(only steps, end_time, amplitudes, parallel, output, checkpoint and limits may change "
+            f"on a restart; input files are compared by content)"
         )
-    done = meta["completed_targets"]
-    if len(done) > len(targets) or not np.allclose(done, targets[: len(done)], rtol=1e-12, atol=0):
+    done = meta["completed_times"]
+    if len(done) > len(times) or not np.allclose(done, times[: len(done)], rtol=1e-12, atol=0):
         raise InputError(
-            f"steps: the checkpoint {path} has reached load factors {done}, which do not start "
-            f"this study's load factors {targets}"
+            f"steps: the checkpoint {path} has reached the times {done}, which do not start "
+            f"this study's times {times}"
         )
+    for name, table in meta["amplitudes"].items():
+        before, now = amplitude_from_table(name, table), amplitude_from_table(name, amplitudes.get(name, table))
+        if not before.agrees_until(now, meta["time"]):
+            key = f"amplitudes.{name}" if name != "ramp" else "end_time"
+            raise InputError(
+                f"{key}: the amplitude {name!r} differs from the checkpoint's before its time "
+                f"t = {meta['time']:g} (an amplitude may change only after the restart time)"
+            )

@@ -116,7 +116,7 @@ class StabilityMonitor:
             i = failing[np.lexsort((acoustic, phonon))[0]]
             dim = self.coordinates.shape[1]
             candidate = {
-                "step": record.step, "load_factor": record.load_factor, "unstable_points": count,
+                "step": record.step, "time": record.time, "unstable_points": count,
                 "position": [float(x) for x in self.coordinates[i]],
                 "phonon_min_omega2": float(fields["phonon_min_omega2"][i]),
                 "soft_mode_k": [float(fields.get(f"soft_mode_k{j + 1}", np.full(i + 1, np.nan))[i]) for j in range(dim)],
@@ -157,7 +157,7 @@ def describe(failure: dict) -> str:
     k = ", ".join(f"{x:.3g}" for x in failure["soft_mode_k"])
     n = ", ".join(f"{x:.3g}" for x in failure["localization_n"])
     return (
-        f"step {failure['step']} (load factor {failure['load_factor']:.6g}), "
+        f"step {failure['step']} (t = {failure['time']:.6g}), "
         f"{failure['unstable_points']} unstable point(s); most unstable at x = ({position}): "
         f"min omega^2 = {failure['phonon_min_omega2']:.4g} at k = ({k}), "
         f"acoustic tensor min eigenvalue = {failure['acoustic_min_eigenvalue']:.4g} for N = ({n})"

@@ -36,11 +36,11 @@ def checkpoint_to_resume(config: RunConfig, problem: MacroProblem, output: Path,
             log.info("restart: no checkpoint in %s; starting from the beginning", output)
         return None
     meta = read_meta(path, comm)
-    check_compatible(meta, identity, config.load_factors, path)
+    check_compatible(meta, identity, config.times, path, config.amplitude_tables())
     restore_checkpoint(problem, path, meta)
     if comm.rank == 0:
-        log.info("restart: continuing after step %d (load factor %.6g) from %s, written by %d rank(s)",
-                 meta["step"], meta["load_factor"], path, meta["ranks"])
+        log.info("restart: continuing after step %d (t = %.6g) from %s, written by %d rank(s)",
+                 meta["step"], meta["time"], path, meta["ranks"])
     return meta
 
 

@@ -14,7 +14,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import dolfinx
 import numpy as np
 from mpi4py import MPI
 
@@ -27,18 +26,16 @@ from fe2.io.probes import RveProbes
 from fe2.io.progress import RunStatus
 from fe2.macro.checkpoint import study_identity, write_checkpoint
 from fe2.macro.lattice_stability import StabilityMonitor
-from fe2.macro.problem import Dirichlet, MacroProblem, Traction
+from fe2.macro.problem import MacroProblem
 from fe2.macro.resume import checkpoint_to_resume, existing_summary, start_writing
 from fe2.macro.stepping import StepRecord, run_load_steps
+from fe2.macro.supports import supports_and_loads
 from fe2.meshing.macro import MacroMesh, generate_macro_mesh, read_macro_mesh
 from fe2.rve.micro_solver import NewtonOptions
 from fe2.rve.physics import make_physics
 from fe2.stop import StopRequest
 
 log = logging.getLogger(__name__)
-
-COMPONENTS = {"x": 0, "y": 1, "z": 2, "all": None}
-
 
 def load_macro_mesh(config: RunConfig, comm: MPI.Comm) -> tuple[MacroMesh, bytes | None]:
     """Read, or generate (rank 0, in a temporary directory) and read, the macro mesh; returns
@@ -55,54 +52,6 @@ def load_macro_mesh(config: RunConfig, comm: MPI.Comm) -> tuple[MacroMesh, bytes
     except (ValueError, OSError, RuntimeError) as exc:
         key = "macro.mesh.file" if source.file is not None else "macro.mesh.generate"
         raise InputError(f"{key}: {exc}") from None
-
-
-def _facets(macro: MacroMesh, selector, key: str) -> np.ndarray:
-    """Local boundary facets of a config selector (named group or plane); none anywhere -> error."""
-    mesh = macro.mesh
-    if selector.boundary is not None:
-        if selector.boundary not in macro.boundaries:
-            raise InputError(
-                f"{key}.boundary: the mesh has no boundary {selector.boundary!r} "
-                f"(it has {sorted(macro.boundaries)})"
-            )
-        facets = macro.facets(selector.boundary)
-    else:
-        axis = "xyz".index(selector.plane.axis)
-        if axis >= macro.dim:
-            raise InputError(f"{key}.plane.axis: {selector.plane.axis!r} in a {macro.dim}D mesh")
-        x = mesh.geometry.x
-        extent = mesh.comm.allreduce(float(np.ptp(x, axis=0).max()) if len(x) else 0.0, op=MPI.MAX)
-        value = selector.plane.value
-        facets = dolfinx.mesh.locate_entities_boundary(
-            mesh, macro.dim - 1, lambda p: np.abs(p[axis] - value) <= 1e-8 * extent
-        )
-    if mesh.comm.allreduce(len(facets), op=MPI.SUM) == 0:
-        raise InputError(f"{key}: selects no boundary facet of the mesh")
-    return facets.astype(np.int32)
-
-
-def _vector(values, dim: int, key: str) -> np.ndarray:
-    if len(values) != dim:
-        raise InputError(f"{key}: expected {dim} components, got {len(values)}")
-    return np.asarray(values, dtype=float)
-
-
-def supports_and_loads(config: RunConfig, macro: MacroMesh) -> tuple[list[Dirichlet], list[Traction], np.ndarray | None]:
-    dim = macro.dim
-    dirichlet = []
-    for i, bc in enumerate(config.boundary_conditions):
-        key = f"boundary_conditions[{i}]"
-        component = COMPONENTS[bc.component]
-        if component is not None and component >= dim:
-            raise InputError(f"{key}.component: {bc.component!r} in a {dim}D mesh")
-        dirichlet.append(Dirichlet(bc.label, _facets(macro, bc, key), component, bc.value))
-    tractions = [
-        Traction(t.label, _facets(macro, t, f"loads.tractions[{i}]"), _vector(t.traction, dim, f"loads.tractions[{i}].traction"))
-        for i, t in enumerate(config.loads.tractions)
-    ]
-    body = config.loads.body_force
-    return dirichlet, tractions, (None if body is None else _vector(body, dim, "loads.body_force"))
 
 
 def _reactions(row: dict) -> dict[str, list[float]]:
@@ -138,9 +87,11 @@ def run_study(config: RunConfig, comm: MPI.Comm, output: Path, *, restart: bool 
         macro.mesh, physics, config.macro.degree, source.make_points,
         dirichlet=dirichlet, tractions=tractions, body_force=body,
         newton=NewtonOptions(**solver.newton.model_dump()), petsc_options=solver.petsc_options,
+        predictor=solver.predictor, line_search=solver.line_search,
     )
-    stability.locate(problem.forms.quadrature_coordinates().reshape(problem.num_points, macro.dim))
     try:
+        problem.loading.check(config.times)  # every value finite at every step time, or exit 2 now
+        stability.locate(problem.forms.quadrature_coordinates().reshape(problem.num_points, macro.dim))
         return _run(config, problem, macro, source, stability, output, restart=restart, stop=stop,
                     mesh_file=mesh_file, start=start)
     finally:
@@ -152,13 +103,13 @@ def _run(config: RunConfig, problem: MacroProblem, macro: MacroMesh, source: Cou
          mesh_file: bytes | None, start: float) -> dict:
     comm = problem.comm
     solver = config.solver
-    targets = config.load_factors
+    targets = config.times
     points = comm.allreduce(problem.num_points, op=MPI.SUM)
     cells = macro.mesh.topology.index_map(macro.dim).size_global
     dofs = problem.V.dofmap.index_map.size_global * problem.V.dofmap.index_map_bs
     if comm.rank == 0:
-        log.info("macro mesh: %d cells, %d dofs, %d quadrature points on %d rank(s); %d load steps",
-                 cells, dofs, points, comm.size, len(targets))
+        log.info("macro mesh: %d cells, %d dofs, %d quadrature points on %d rank(s); %d steps to t = %g",
+                 cells, dofs, points, comm.size, len(targets), targets[-1])
     identity = study_identity(config, comm)
     resumed = checkpoint_to_resume(config, problem, output, restart, identity)
     stability.restore(resumed.get("lattice_stability") if resumed else None)
@@ -195,11 +146,11 @@ def _run(config: RunConfig, problem: MacroProblem, macro: MacroMesh, source: Cou
     if stop is not None:  # a safe point at every macro Newton iteration: abandon the step
         status_monitor = problem.monitor
 
-        def monitor(load_factor: float, iteration: int, norm: float) -> None:
+        def monitor(t: float, iteration: int, norm: float) -> None:
             if status_monitor is not None:
-                status_monitor(load_factor, iteration, norm)
+                status_monitor(t, iteration, norm)
             if name := stop.agreed(comm):
-                raise Interrupted(f"interrupted by {name} during the load step to {load_factor:.6g} (abandoned); "
+                raise Interrupted(f"interrupted by {name} during the step to t = {t:.6g} (abandoned); "
                                   "fe2 run --restart continues")
 
         problem.monitor = monitor
@@ -207,14 +158,26 @@ def _run(config: RunConfig, problem: MacroProblem, macro: MacroMesh, source: Cou
 
     def checkpoint(record: StepRecord) -> None:
         write_checkpoint(problem, output, {
-            "step": record.step, "load_factor": record.load_factor,
-            "completed_targets": targets[: record.step], "history": writer.rows,
+            "step": record.step, "time": record.time, "completed_times": targets[: record.step],
+            "amplitudes": config.amplitude_tables(), "history": writer.rows,
             "field_files": summary["field_files"], "study": identity,
             "lattice_stability": stability.state(),
         })
         checkpointed[0] = record.step
 
+    stats = problem.points.statistics  # RVE solver totals of this rank ({} for closed-form laws)
+    before = {"seconds": stats.get("seconds", 0.0), "solves": stats.get("solves", 0) + stats.get("failures", 0)}
+
     def progress(record: StepRecord) -> None:
+        solves = stats.get("solves", 0) + stats.get("failures", 0)
+        record.rve_solves = comm.allreduce(solves - before["solves"], op=MPI.SUM)
+        if stats:
+            work = np.array(comm.allgather(stats["seconds"] - before["seconds"]))
+            record.imbalance = float(work.max() / work.mean()) if work.mean() > 0 else 1.0
+        if config.parallel.balancing == "dynamic":
+            problem.points.rebalance()
+            record.moved_points = problem.points.moved
+        before.update(seconds=stats.get("seconds", 0.0), solves=stats.get("solves", 0) + stats.get("failures", 0))
         if status is not None:
             status.step_done(record.step)
         unstable = stability.check(record, problem.points.point_fields)
@@ -225,9 +188,9 @@ def _run(config: RunConfig, problem: MacroProblem, macro: MacroMesh, source: Cou
             elapsed = time.perf_counter() - start
             remaining = elapsed / (record.step - done) * (len(targets) - record.step)
             log.info(
-                "step %d/%d  load %.4g  Newton %d (|R| %.2e)%s  RVE solves %d, failures %d  "
+                "step %d/%d  t %.4g  Newton %d (|R| %.2e)%s  RVE solves %d, failures %d  "
                 "imbalance %.2f%s  %.1f s  elapsed %.0f s  ETA %.0f s",
-                record.step, len(targets), record.load_factor, record.newton_iterations,
+                record.step, len(targets), record.time, record.newton_iterations,
                 record.residual_norm,
                 f"  cut-backs {record.cutbacks}" if record.cutbacks else "",
                 record.rve_solves, record.rve_failures, record.imbalance,
@@ -247,10 +210,7 @@ def _run(config: RunConfig, problem: MacroProblem, macro: MacroMesh, source: Cou
         summary["probes"] = probes.located
     failure: Fe2Error | None = None
     try:
-        run_load_steps(
-            problem, targets, max_cutbacks=solver.max_cutbacks, on_step=progress,
-            rebalance=config.parallel.balancing == "dynamic", start=done,
-        )
+        run_load_steps(problem, targets, max_cutbacks=solver.max_cutbacks, on_step=progress, start=done)
         summary["status"] = "completed"
     except Interrupted as exc:  # raised on every rank at the same safe point
         summary.update(status="interrupted", error=str(exc),
@@ -270,7 +230,6 @@ def _run(config: RunConfig, problem: MacroProblem, macro: MacroMesh, source: Cou
     )
     if stability.active:
         summary["lattice_stability"] = stability.summary()
-    stats = problem.points.statistics
     if stats:  # RVE points: totals over all ranks
         totals = {k: comm.allreduce(v, op=MPI.SUM) for k, v in stats.items()}
         rank_seconds = comm.allgather(stats["seconds"])

@@ -18,19 +18,13 @@ History per point: ``plastic_strain`` (6,), ``equivalent_plastic_strain`` p, ``b
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 from typing import ClassVar
 
 import numpy as np
 
+from fe2.linalg.kernels import double_pointer, kernels
 from fe2.materials.base import Update, check_elastic_constants
 from fe2.tensors import isotropic_stiffness, lame_parameters
-
-#: Positions of the 2D Mandel components (11, 22, 12) among the 3D ones.
-PLANE = [0, 1, 5]
-_M = np.array([1.0, 1, 1, 0, 0, 0])
-_IDEV = np.eye(6) - np.outer(_M, _M) / 3.0
-_S32 = np.sqrt(1.5)
 
 
 @dataclass(frozen=True)
@@ -59,11 +53,6 @@ class J2Plasticity:
         if self.H < 0 or self.H_kin < 0:
             raise ValueError("hardening moduli H and H_kin must be >= 0")
 
-    @cached_property
-    def _stiffness(self) -> np.ndarray:
-        """The elastic 6 x 6 Mandel stiffness."""
-        return isotropic_stiffness(*lame_parameters(self.E, self.nu), 3)
-
     def tangent(self, dim: int) -> np.ndarray:
         """Elastic Mandel stiffness (the tangent before yield)."""
         return isotropic_stiffness(*lame_parameters(self.E, self.nu), dim)
@@ -79,44 +68,21 @@ class J2Plasticity:
         return {"equivalent_plastic_strain": state["equivalent_plastic_strain"]}
 
     def update(self, strain: np.ndarray, state: dict[str, np.ndarray], dim: int) -> Update:
+        """The radial return of the module docstring at every point (a C loop over the points,
+        :func:`fe2.linalg.kernels.kernels`)."""
+        ffi, lib = kernels()
         lmbda, mu = lame_parameters(self.E, self.nu)
-        C = self._stiffness
-        m = strain.shape[0]
-        if dim == 2:
-            eps = np.zeros((m, 6))
-            eps[:, PLANE] = strain
-        else:
-            eps = strain
-        ep_n = state["plastic_strain"]
-        p_n = state["equivalent_plastic_strain"]
-        beta_n = state["back_stress"]
-
-        sigma = (eps - ep_n) @ C  # C symmetric
-        eta = sigma @ _IDEV - beta_n
-        norm = np.linalg.norm(eta, axis=1)
-        f = _S32 * norm - (self.sigma_y + self.H * p_n)
-        plastic = f > 0.0
-        denominator = 3.0 * mu + self.H + self.H_kin
-        dp = np.where(plastic, f / denominator, 0.0)
-        N = np.zeros_like(eta)
-        N[plastic] = eta[plastic] / norm[plastic, None]
-
-        sigma = sigma - (2.0 * mu * _S32 * dp)[:, None] * N
-        new_state = {
-            "plastic_strain": ep_n + (_S32 * dp)[:, None] * N,
-            "equivalent_plastic_strain": p_n + dp,
-            "back_stress": beta_n + ((2.0 / 3.0) * self.H_kin * _S32 * dp)[:, None] * N,
-        }
-        # The tangent in the components of the physics only (plane strain: 11, 22, 12).
-        comps = np.ix_(PLANE, PLANE) if dim == 2 else np.ix_(range(6), range(6))
-        tangent = np.empty((m, *C[comps].shape))
-        tangent[:] = C[comps]
-        if plastic.any():
-            Np = N[plastic][:, comps[0].ravel()]
-            NN = Np[:, :, None] * Np[:, None, :]
-            theta = 4.0 * mu**2 * _S32 * dp[plastic] / norm[plastic]
-            tangent[plastic] -= (6.0 * mu**2 / denominator) * NN + theta[:, None, None] * (_IDEV[comps] - NN)
-        if dim == 2:
-            sigma = sigma[:, PLANE]
-        ok = np.isfinite(sigma).all(axis=1)
-        return Update(stress=sigma, tangent=tangent, state=new_state, ok=ok)
+        strain = np.ascontiguousarray(strain, dtype=float)
+        m, nc = strain.shape
+        inputs = [np.ascontiguousarray(state[k], dtype=float)
+                  for k in ("plastic_strain", "equivalent_plastic_strain", "back_stress")]
+        stress, tangent = np.empty((m, nc)), np.empty((m, nc, nc))
+        new = {"plastic_strain": np.empty((m, 6)), "equivalent_plastic_strain": np.empty(m),
+               "back_stress": np.empty((m, 6))}
+        ok = np.empty(m, dtype=np.int8)
+        lib.j2_update(m, dim, double_pointer(ffi, strain), *(double_pointer(ffi, a) for a in inputs),
+                      lmbda, mu, self.sigma_y, self.H, self.H_kin,
+                      double_pointer(ffi, stress), double_pointer(ffi, tangent),
+                      *(double_pointer(ffi, new[k]) for k in ("plastic_strain", "equivalent_plastic_strain", "back_stress")),
+                      ffi.cast("signed char*", ok.ctypes.data))
+        return Update(stress=stress, tangent=tangent, state=new, ok=ok.astype(bool))

@@ -1,7 +1,8 @@
 r"""Geometric checks of a mesh before it is used: inverted, degenerate and tangled cells.
 
-Shared by the macro and RVE readers (:func:`fe2.meshing.macro.read_macro_mesh`), on the
-reading rank, on the gmsh node coordinates and connectivity (numpy only).
+Shared by the mesh readers (gmsh files for macro meshes and RVEs:
+:mod:`fe2.meshing.gmsh_reader`; other formats: :mod:`fe2.meshing.meshio_reader`), on the
+reading rank, on the file's node coordinates and connectivity (numpy only).
 
 * **Inverted or degenerate cells**: the Jacobian determinant of the cell map at every corner
   must have one sign within the cell (a quadrilateral or hexahedron whose corners disagree is
@@ -13,7 +14,8 @@ reading rank, on the gmsh node coordinates and connectivity (numpy only).
   facets being those of one cell only), to a relative 1e-8. Cells that overlap (a tangled
   mesh, e.g. an interior node moved across an edge) make the sum larger.
 
-Cell node orders are gmsh's: counter-clockwise quadrilaterals, hexahedra bottom then top face.
+Cell node orders are gmsh's: counter-clockwise quadrilaterals, hexahedra bottom then top face
+(meshio's/VTK's order for these first-order cells is the same).
 """
 
 from __future__ import annotations

@@ -7,13 +7,13 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import dolfinx.mesh
 from mpi4py import MPI
 from pydantic import BaseModel
 
+from fe2.meshing.gmsh_reader import read_gmsh_mesh
 
 log = logging.getLogger(__name__)
 
@@ -40,41 +40,14 @@ class RveMesh:
     dim: int
 
 
-def _check_file(path: Path) -> str:
-    """Cheap checks before gmsh parses ``path``; return an error message or ''."""
-    if not path.is_file():
-        return f"mesh file not found: {path}"
-    with path.open("rb") as fh:
-        head = fh.read(64)
-    if not head.lstrip().startswith(b"$MeshFormat"):
-        return f"not a gmsh .msh file (no $MeshFormat header): {path}"
-    return ""
-
-
-def _open(gmsh: ModuleType, path: Path) -> tuple[int, str]:
-    """Load ``path`` into the current gmsh model; return (cell dimension, error message)."""
-    if error := _check_file(path):
-        return -1, error
-    try:
-        gmsh.open(str(path))
-    except Exception as exc:  # gmsh raises a bare Exception on parse errors
-        return -1, f"could not read gmsh mesh {path}: {exc}"
-    dim = gmsh.model.getDimension()
-    if dim not in (2, 3):
-        return -1, f"gmsh file {path} holds no 2D or 3D mesh (dimension {dim})"
-    if not any(d == dim for d, _ in gmsh.model.getPhysicalGroups()):
-        return -1, f"gmsh file {path} has no physical groups of dimension {dim} (cell tags)"
-    return dim, ""
-
-
 def read_rve_mesh(
     path: str | Path, comm: MPI.Comm, *, rank: int = 0, partitioner: Callable | None = None
 ) -> RveMesh:
     """Read a gmsh RVE mesh on ``comm`` (collective); ``rank`` parses it and distributes it.
 
-    The reader of :func:`fe2.meshing.macro.read_macro_mesh` (file checks on ``rank`` in a
-    silent gmsh session, errors raised on every rank, ``dolfinx.io.gmsh.model_to_mesh`` with
-    the geometric dimension of the file), keeping the cells and the phase names.
+    :func:`fe2.meshing.gmsh_reader.read_gmsh_mesh` (file checks on ``rank`` in a silent gmsh
+    session, errors raised on every rank, ``dolfinx.io.gmsh.model_to_mesh`` with the geometric
+    dimension of the file), keeping the cells and the phase names.
 
     Raises
     ------
@@ -83,20 +56,10 @@ def read_rve_mesh(
     ValueError
         If the file is not a gmsh mesh with cell physical groups of one cell type.
     """
-    from fe2.meshing.macro import read_macro_mesh
-
-    mesh = read_macro_mesh(path, comm, rank=rank, partitioner=partitioner)
+    mesh = read_gmsh_mesh(path, comm, rank=rank, partitioner=partitioner)
     names = {tag: name for name, tag in mesh.subdomains.items()}
     log.debug("read %s: dim %d, phases %s", path, mesh.dim, names)
     return RveMesh(mesh=mesh.mesh, cell_tags=mesh.cell_tags, names=names, dim=mesh.dim)
-
-
-def _raise(error: str) -> None:
-    if error.startswith("mesh file not found"):
-        raise FileNotFoundError(error)
-    if error.startswith("cannot read"):
-        raise RuntimeError(error)
-    raise ValueError(error)
 
 
 def mesh_file_name(spec: BaseModel) -> str:

@@ -9,14 +9,18 @@ backtracking line search, the consistent tangent by n sensitivity solves, the Hi
   operation, the constitutive update of each phase is one vectorised call over all points;
 * residuals and element matrices are array operations, summed into the constrained systems
   of all points at once (:mod:`fe2.rve.constrained_systems`);
-* one batched sparse Cholesky factorises the b systems together (shared symbolic analysis);
-  the sensitivity right-hand sides are solved together;
+* one batched sparse Cholesky factorises the systems of up to :data:`FACTOR_GROUP` points
+  together (shared symbolic analysis; the group size at which it runs fastest); the
+  sensitivity right-hand sides are solved together;
 * each point converges on its own: a converged point leaves the active set, a failed point
   is reported by its index; the line search runs per point.
 
 A point whose system is not positive definite (the Cholesky breaks down) is solved again by
 the per-point reference solver (PETSc LU). Batches are capped in size so that memory stays
-bounded (``batch``: a number of points, or 'auto' from a memory budget).
+bounded (``batch``: a number of points, or 'auto' from a memory budget): a batch holds the
+states of all its points, which converge at different Newton iterations, while the
+factorisations run in groups of the active points -- so that a group stays full although
+points leave the batch as they converge.
 
 Linear RVEs: the tangent never changes, so the virgin factorisation serves every solve.
 """
@@ -45,8 +49,10 @@ log = logging.getLogger(__name__)
 
 #: Memory a batch may use by default, bytes (``FE2_BATCH_MEMORY`` overrides, in MiB).
 DEFAULT_BATCH_MEMORY = 512 * 2**20
-#: Most points in one batch (larger batches no longer pay off: the work vectors leave the cache).
-MAX_BATCH = 32
+#: Most points in one batch (beyond, nothing is gained but memory use).
+MAX_BATCH = 1024
+#: Most points factorised together (the batched Cholesky is fastest around this size).
+FACTOR_GROUP = 32
 
 
 def _split(history: History, P: int) -> dict[int, dict[str, np.ndarray]]:
@@ -101,18 +107,22 @@ class BatchedRveSolver(MicroSolver):
         self._fields = None
 
     def _batch_size(self, batch: int | str) -> int:
+        """Points per batch; sets ``factor_group``, the points factorised together."""
+        budget = float(os.environ.get("FE2_BATCH_MEMORY", DEFAULT_BATCH_MEMORY / 2**20)) * 2**20
+        factor_bytes = self.system.bytes_per_point
+        self.factor_group = min(FACTOR_GROUP, max(1, int(budget / 2 // factor_bytes)))
         if batch != "auto":
             if not (isinstance(batch, int) and batch >= 1):
                 raise ValueError(f"batch must be 'auto' or a positive integer, got {batch!r}")
+            self.factor_group = min(self.factor_group, batch)
             return batch
-        budget = float(os.environ.get("FE2_BATCH_MEMORY", DEFAULT_BATCH_MEMORY / 2**20)) * 2**20
         m = self.model
         n = m.physics.n_comp
-        k = self.ops.cell_dofs.shape[1]
-        per_point = self.system.bytes_per_point + 8 * (
-            m.num_cells * (m.num_qp * (n * n + 6 * n) + 2 * k * k) + 8 * self.ops.num_dofs
-        )
-        return int(max(1, min(MAX_BATCH, budget // per_point)))
+        # In flight per point: strains, stresses, tangents, histories, fluctuations, residuals;
+        # and, for the points of a factorisation group, the factors.
+        state_bytes = 8 * (m.num_cells * m.num_qp * (n * n + 6 * n + 14) + 8 * self.ops.num_dofs)
+        size = (budget - self.factor_group * factor_bytes) // state_bytes
+        return int(max(1, min(MAX_BATCH, size)))
 
     @contextmanager
     def _timed(self, part: str):
@@ -137,6 +147,8 @@ class BatchedRveSolver(MicroSolver):
 
     def _factorize(self, tangent: np.ndarray) -> SystemFactor:
         """The factorised systems of P tangents (P, num_cells, num_qp, n, n)."""
+        if self.model.is_linear:  # the constant tangent: the virgin factorisation
+            return _Repeated(self._virgin_state()["factor"], len(tangent))
         with self._timed("factorize"):
             return self.system.factorize(tangent * self.model.dV[None, :, :, None, None])
 
@@ -144,27 +156,44 @@ class BatchedRveSolver(MicroSolver):
         with self._timed("solve"):
             return factor.solve(rhs)
 
-    def _sensitivity(self, factor: SystemFactor, tangent: np.ndarray):
-        """Tangents (P, n, n), their HM residuals (P, n), <eps> errors (P,) and the sensitivity
-        fluctuations (P, n, N) at P converged states with factorised systems."""
+    def _grouped(self, tangent: np.ndarray, rhs_of, work: np.ndarray, points: np.ndarray):
+        """Factorise the systems of P tangents in groups of at most ``factor_group`` and solve
+        each group's right-hand sides ``rhs_of(group indices)`` (len, R, N) at once: the
+        solutions (P, R, N) and the points whose factorisation broke down (P,) bool."""
+        solutions, failed = [], []
+        count = -(-len(tangent) // self.factor_group)  # groups of equal size: no small tail
+        for group in np.array_split(np.arange(len(tangent)), count):
+            factor = self._factorize(tangent[group])
+            if not self.model.is_linear:
+                work[points[group]] += 2
+            solutions.append(self._solve(factor, rhs_of(group)))
+            failed.append(factor.failed)
+        return np.concatenate(solutions), np.concatenate(failed)
+
+    def _sensitivity(self, tangent: np.ndarray, work: np.ndarray, points: np.ndarray):
+        """Tangents (P, n, n), their HM residuals (P, n), <eps> errors (P,), the sensitivity
+        fluctuations (P, n, N) and the points whose factorisation broke down, at P converged
+        states (``points``: their indices in ``work``, the work units per point)."""
         model, n = self.model, self.n_comp
         P = len(tangent)
         with self._timed("sensitivity"):
             flux = -np.moveaxis(tangent, -1, 1) * model.dV[None, None, :, :, None]  # (P, n, c, q, n)
-            rhs = self.ops.residual(flux.reshape(P * n, *flux.shape[2:]))
-        dw = self._solve(factor, rhs.reshape(P, n, -1))
+            rhs = self.ops.residual(flux.reshape(P * n, *flux.shape[2:])).reshape(P, n, -1)
+        dw, failed = self._grouped(tangent, lambda group: rhs[group], work, points)
         with self._timed("sensitivity"):
             d_strain = np.eye(n)[None, :, None, None, :] + self.ops.strain(dw.reshape(P * n, -1)).reshape(
                 P, n, model.num_cells, model.num_qp, n)
-            d_stress = np.einsum("pcqij,pkcqj->pkcqi", tangent, d_strain, optimize=True)
+            d_stress = np.matmul(tangent[:, None], d_strain[..., None])[..., 0]  # C d_strain
             # Column k of the tangent is <d_stress> of sensitivity k: [p, i, k].
-            avg_stress = model.point_averages(np.moveaxis(d_stress, 1, -2)).transpose(0, 2, 1)
-            avg_strain = model.point_averages(np.moveaxis(d_strain, 1, -2)).transpose(0, 2, 1)
-            micro = model.point_averages(np.moveaxis(np.einsum("pkcqi,pkcqi->pkcq", d_stress, d_strain), 1, -1))
+            weights = (model.dV / model.volume).reshape(-1)
+            flat = (P, n, weights.size, n)
+            avg_stress = np.matmul(weights, d_stress.reshape(flat)).transpose(0, 2, 1)
+            avg_strain = np.matmul(weights, d_strain.reshape(flat)).transpose(0, 2, 1)
+            micro = np.einsum("pkxi,pkxi->pkx", d_stress.reshape(flat), d_strain.reshape(flat)) @ weights
             diagonal = np.einsum("pkk->pk", avg_stress)
             hm = hill_mandel(micro, diagonal, np.abs(micro))
             strain_error = np.linalg.norm(avg_strain - np.eye(n), axis=1).max(axis=1)
-        return avg_stress, hm, strain_error, dw
+        return avg_stress, hm, strain_error, dw, failed
 
     def _virgin_state(self) -> dict:
         """Factorisation, tangent and sensitivity fields of the virgin RVE (cached)."""
@@ -172,14 +201,16 @@ class BatchedRveSolver(MicroSolver):
             model = self.model
             E = model.physics.reference_strain[None]
             update, *_ = self._evaluate(E, np.zeros((1, self.ops.num_dofs)), model.initial_history())
-            factor = self._factorize(update.tangent)
+            with self._timed("factorize"):
+                factor = self.system.factorize(update.tangent * model.dV[None, :, :, None, None])
             if factor.failed[0]:
                 raise RveFailure("the virgin RVE system is not positive definite")
-            tangent, hm, _, dw = self._sensitivity(factor, update.tangent)
+            self._virgin = {"factor": factor, "tangent_qp": update.tangent[0]}
+            tangent, hm, _, dw, _ = self._sensitivity(update.tangent, np.zeros(1), np.zeros(1, dtype=int))
             if not np.isfinite(dw).all():
+                self._virgin = None
                 raise RveFailure("the linear solve of the virgin RVE's sensitivity did not converge")
-            self._virgin = {"factor": factor, "tangent": tangent[0], "hm": hm[0], "W": dw[0],
-                            "tangent_qp": update.tangent[0]}
+            self._virgin.update(tangent=tangent[0], hm=hm[0], W=dw[0])
         return self._virgin
 
     # ------------------------------------------------------------------ the batch
@@ -199,7 +230,7 @@ class BatchedRveSolver(MicroSolver):
             del result.failures[i]
             t0 = time.perf_counter()
             solver = self._pointwise()
-            sub = solver._solve_batch(strains[i:i + 1], [states[i]], [warm[i]], fields[i:i + 1])
+            sub = solver.solve_batch(strains[i:i + 1], [states[i]], warm=[warm[i]], fields=fields[i:i + 1])
             result.responses[i], result.trials[i] = sub.responses[0], sub.trials[0]
             if sub.failures:
                 result.failures[i] = sub.failures[0]
@@ -278,18 +309,15 @@ class BatchedRveSolver(MicroSolver):
             if not len(state.points):
                 break
             iterations[state.points] += 1
-            if model.is_linear:  # the constant tangent: the virgin factorisation
-                factor = _Repeated(self._virgin_state()["factor"], len(state.points))
-            else:
-                factor = self._factorize(state.update.tangent)
-                work[state.points] += 2
-            for i in state.points[factor.failed]:
+            step, broke = self._grouped(state.update.tangent, lambda group: -state.R[group, None, :],
+                                        work, state.points)
+            for i in state.points[broke]:
                 failed[i] = _Breakdown("the RVE tangent system is not positive definite")
-            step = self._solve(factor, -state.R[:, None, :])[:, 0, :]
-            unsolved = ~factor.failed & ~np.isfinite(step).all(axis=1)  # an iterative solve failed
+            step = step[:, 0, :]
+            unsolved = ~broke & ~np.isfinite(step).all(axis=1)  # an iterative solve failed
             for i in state.points[unsolved]:
                 failed[i] = RveFailure(f"the linear solve at Newton iteration {iterations[i]} did not converge")
-            solved = ~factor.failed & ~unsolved
+            solved = ~broke & ~unsolved
             step = step[solved]
             state = state.where(solved)
             if not len(state.points):
@@ -321,19 +349,15 @@ class BatchedRveSolver(MicroSolver):
         if shortcut.any():
             tangents[shortcut], hms[shortcut] = self._virgin["tangent"], self._virgin["hm"]
         if len(newton_points):
-            if model.is_linear:  # the virgin factorisation is the one of every state
-                factor = _Repeated(self._virgin_state()["factor"], len(newton_points))
-            else:
-                factor = self._factorize(final.tangent[newton_points])
-                work[newton_points] += 2
-            for i in newton_points[factor.failed]:
+            t, h, e, dw, broke = self._sensitivity(final.tangent[newton_points], work, newton_points)
+            for i in newton_points[broke]:
                 failed[i] = _Breakdown("the RVE tangent system at the converged state is not positive definite")
-            t, h, e, dw = self._sensitivity(factor, final.tangent[newton_points])
             tangents[newton_points], hms[newton_points], strain_errors[newton_points] = t, h, e
-            unsolved = ~factor.failed & ~np.isfinite(dw).reshape(len(newton_points), -1).all(axis=1)
+            unsolved = ~broke & ~np.isfinite(dw).reshape(len(newton_points), -1).all(axis=1)
             for i in newton_points[unsolved]:
                 failed[i] = RveFailure("the linear solve of the sensitivity did not converge")
         averages = model.averages(final.stress, final.strain)
+        averaged_tangents = model.point_averages(final.tangent)
         for i in range(P):
             if i in failed:
                 continue
@@ -349,7 +373,7 @@ class BatchedRveSolver(MicroSolver):
                 strain_average_error=error if shortcut[i] else max(error, float(strain_errors[i])),
                 residual_norms=norms[i],
                 elastic_shortcut=bool(shortcut[i]),
-                averaged_tangent=model.average(final.tangent[i]),
+                averaged_tangent=averaged_tangents[i],
             )
             if not shortcut[i]:
                 failure = consistency_error(self.kind, response.tangent_hill_mandel_residual,

@@ -34,9 +34,11 @@ from fe2.rve.boundary_conditions import RveBoundaryCondition, TractionBC, rigid_
 from fe2.rve.model import RveModel
 
 
-#: Factors with more entries than this (about a 10k-dof 2D RVE) are computed by PETSc's
-#: multifrontal LU point by point, whose dense kernels win there (benchmarks/rve_batch.py).
-CHOLESKY_LIMIT = 400_000
+#: Factorisations dearer than this (multiply-adds; about a 10k-dof 2D or a 1.5k-dof 3D RVE)
+#: are done by PETSc's multifrontal LU point by point, whose dense kernels win there: measured
+#: per point, MUMPS / batched Cholesky 1.7 / 0.34 ms at 0.5k dofs (2D), 5.6 / 2.5 ms at 2k,
+#: 39 / 41 ms at 9k, and 26 / 37 ms for a 1.5k-dof 3D cell (benchmarks/rve_batch.py).
+CHOLESKY_LIMIT = 10_000_000
 
 
 def matrix_solver(n: int, rows: np.ndarray, cols: np.ndarray, options=None, *, kind: str = "direct",
@@ -50,7 +52,7 @@ def matrix_solver(n: int, rows: np.ndarray, cols: np.ndarray, options=None, *, k
                              embed=embed)
         return krylov, krylov.bytes_per_matrix()
     cholesky = BatchedCholesky(n, rows, cols)
-    if cholesky.nnz <= CHOLESKY_LIMIT:
+    if cholesky.flops <= CHOLESKY_LIMIT:
         return cholesky, cholesky.bytes_per_matrix()
     return PetscLU(n, rows, cols, options=options), 2 * cholesky.bytes_per_matrix()
 
