@@ -44,28 +44,37 @@ RUN_SECTIONS = {"macro", "material", "boundary_conditions", "loads", "steps", "p
 
 
 def _study_kind(data) -> str:
-    """'run' for macro studies (any run-only section), else 'homogenize'."""
-    return "run" if isinstance(data, dict) and RUN_SECTIONS & set(data) else "homogenize"
+    """'run' for macro studies (any run-only section), 'rve_size' for RVE-size studies, else
+    'homogenize'."""
+    if isinstance(data, dict) and RUN_SECTIONS & set(data):
+        return "run"
+    return "rve_size" if isinstance(data, dict) and "rve_size" in data else "homogenize"
+
+
+def _study_model(kind: str):
+    from fe2.config import HomogenizeConfig, RunConfig
+    from fe2.config.rve_size import RveSizeConfig
+
+    return {"run": RunConfig, "rve_size": RveSizeConfig}.get(kind, HomogenizeConfig)
 
 
 def cmd_validate(args: argparse.Namespace, comm: MPI.Comm) -> int:
-    from fe2.config import HomogenizeConfig, RunConfig, load_yaml, validate
+    from fe2.config import load_yaml, validate
 
     data = load_yaml(args.config)
     kind = _study_kind(data)
-    model = RunConfig if kind == "run" else HomogenizeConfig
+    model = _study_model(kind)
     validate(model, data, base_dir=Path(args.config).resolve().parent, source=str(args.config))
     if comm.rank == 0:
-        print(f"{args.config}: valid `fe2 {kind}` study")
+        print(f"{args.config}: valid `fe2 {'homogenize' if kind == 'rve_size' else kind}` study"
+              + (" (RVE size)" if kind == "rve_size" else ""))
     return 0
 
 
 def cmd_schema(args: argparse.Namespace, comm: MPI.Comm) -> int:
     import json
 
-    from fe2.config import HomogenizeConfig, RunConfig
-
-    model = RunConfig if args.kind == "run" else HomogenizeConfig
+    model = _study_model(args.kind)
     schema = model.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = f"fe2 {args.kind} study"
@@ -75,7 +84,10 @@ def cmd_schema(args: argparse.Namespace, comm: MPI.Comm) -> int:
 
 
 def cmd_homogenize(args: argparse.Namespace, comm: MPI.Comm) -> int:
-    from fe2.config import load_homogenize_config
+    from fe2.config import load_homogenize_config, load_yaml
+
+    if _study_kind(load_yaml(args.config)) == "rve_size":
+        return cmd_rve_size(args, comm)
     from fe2.homogenization.study import BC_ORDER, run_homogenization
     from fe2.io.results import format_report, output_files, write_homogenization
 
@@ -111,6 +123,48 @@ def cmd_homogenize(args: argparse.Namespace, comm: MPI.Comm) -> int:
     if comm.rank == 0:
         paths += _plot(output)
         print(format_report(result))
+        print(f"\nwrote {', '.join(str(p) for p in paths)}")
+    return 0
+
+
+def cmd_rve_size(args: argparse.Namespace, comm: MPI.Comm) -> int:
+    """`fe2 homogenize` of a config with an `rve_size` section (see docs/config.md)."""
+    from fe2.config.rve_size import load_rve_size_config
+    from fe2.homogenization.rve_size import run_rve_size_study
+    from fe2.io.rve_size_output import FILES, format_rve_size_report, write_rve_size
+
+    config = load_rve_size_config(args.config)
+    bcs = config.rve_size.bcs if args.bc is None else (
+        ["affine", "periodic", "traction"] if args.bc == "all" else [args.bc])
+    output = Path(args.output) if args.output else Path("results") / Path(args.config).stem
+    clashes = [output / name for name in FILES if (output / name).exists()]
+    clashes = comm.bcast(clashes if comm.rank == 0 else None)
+    if clashes and not args.overwrite:
+        raise InputError(
+            f"{clashes[0]} exists; choose another --output or pass --overwrite to replace it "
+            f"(finished windows of the same study are reused)"
+        )
+    from fe2.io.lock import OutputLock
+
+    lock = OutputLock(output, comm)
+    lock.acquire()  # exit 2 if another study or run uses the directory
+    try:
+        result = run_rve_size_study(config, bcs=bcs, comm=comm, output=output, discard_other=args.overwrite)
+
+        def write() -> list[Path]:  # rank 0 writes; a file system error is raised on every rank
+            if comm.rank != 0:
+                return []
+            try:
+                return write_rve_size(result, output)
+            except OSError as exc:
+                raise ResourceError(f"cannot write the results to {output}: {os_error_cause(exc)}") from None
+
+        paths = collectively(comm, write, errors=(ResourceError,))
+    finally:
+        lock.release()
+    if comm.rank == 0:
+        paths += _plot(output)
+        print(format_rve_size_report(result))
         print(f"\nwrote {', '.join(str(p) for p in paths)}")
     return 0
 
@@ -250,7 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
         "homogenize", help="apparent tensor of an RVE (linear phases)", parents=[_common()],
         description=(
             "Compute the apparent (effective) tensor of an RVE from a YAML study; "
-            "--bc all adds the Voigt and Reuss bounds."
+            "--bc all adds the Voigt and Reuss bounds. A config with an `rve_size` section "
+            "runs an RVE-size study (random windows of growing size)."
         )
     )
     hom.add_argument("config", help="study YAML file (see docs/config.md)")
@@ -297,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     schema = commands.add_parser(
         "schema", help="JSON Schema of the study files (for editors)", parents=[_common()]
     )
-    schema.add_argument("kind", nargs="?", choices=["run", "homogenize"], default="run")
+    schema.add_argument("kind", nargs="?", choices=["run", "homogenize", "rve_size"], default="run")
     schema.set_defaults(func=cmd_schema)
 
     from fe2.lattice.cli import add_lattice_parser

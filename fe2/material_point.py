@@ -68,6 +68,11 @@ class MaterialPoints(Protocol):
         """Solver totals of RVE points (``solves``, ``failures``, ``seconds``, ...); {} if none."""
         ...
 
+    @property
+    def timings(self) -> dict[str, float]:
+        """Seconds of this rank's RVE work per part of the solve (a profile); {} if none."""
+        ...
+
     def point_fields(self) -> dict[str, np.ndarray]:
         """Scalar output per point of the committed state (e.g. equivalent plastic strain)."""
         ...
@@ -101,6 +106,10 @@ class MaterialPointsBase:
 
     @property
     def statistics(self) -> dict:
+        return {}
+
+    @property
+    def timings(self) -> dict[str, float]:
         return {}
 
     def point_fields(self) -> dict[str, np.ndarray]:

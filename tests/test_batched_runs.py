@@ -8,6 +8,7 @@ The residual norms of history.csv are not compared: at round-off their digits di
 
 import copy
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +65,16 @@ def test_plate_demo_first_steps_batched_equals_per_point(shared_tmp_path):
     rows = run_both(shared_tmp_path, REPO / "configs" / "plate_fe2.yaml", steps=[0.125, 0.25, 0.375])
     if comm.rank == 0:
         assert_same_history(rows)
+        # the profile of the RVE work in summary.json: the parts of each backend, none larger
+        # than all the RVE seconds, the ones every Newton solve has present
+        parts = {"off": {"newton", "residual", "assemble", "factorize", "solve", "sensitivity",
+                         "elastic_shortcut"},
+                 "auto": {"factorize", "constitutive", "residual", "solve", "sensitivity", "shortcut"}}
+        for batch, known in parts.items():
+            rve = json.loads((shared_tmp_path / batch / "summary.json").read_text())["rve"]
+            by_part = rve["seconds_by_part"]
+            assert set(by_part) <= known and {"factorize", "residual", "sensitivity"} <= set(by_part)
+            assert all(0 < s <= rve["seconds"] * (1 + 1e-9) for s in by_part.values())
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ from fe2.config import (
     RveOptions,
     SolverOptions,
 )
+from fe2.config.homogenize import MixedNewtonConfig, PathSegment
 from fe2.config.run import (
     CheckpointConfig,
     DirichletConfig,
@@ -32,17 +33,22 @@ from fe2.config.run import (
 from fe2.config.base import Limits
 from fe2.config.loading import RotationConfig, StepIncrement
 from fe2.config.materials import PHASE_PARTS
+from fe2.config.rve_size import RveSizeConfig, RveSizeOptions
+from fe2.config.scale_separation import ScaleSeparationConfig
 from fe2.meshing.macro import MACRO_MESH_SPECS
 from fe2.meshing.specs import MESH_SPECS
+from fe2.meshing.windows import RandomMediumSpec
 
 DOC = (Path(__file__).resolve().parents[1] / "docs" / "config.md").read_text()
 MODELS = [
     HomogenizeConfig, MeshSource, RveOptions, SolverOptions, NewtonConfig, LoadPath,
+    PathSegment, MixedNewtonConfig,
     *PHASE_MODELS, *PHASE_PARTS, *MESH_SPECS.values(),
     RunConfig, MacroOptions, MacroMeshSource, MaterialSource, RveSource, DirichletConfig,
     TractionConfig, LoadsConfig, Plane, MacroSolver, OutputConfig, ParallelConfig, CheckpointConfig,
     RotationConfig, StepIncrement, Limits,
     *MACRO_MESH_SPECS.values(),
+    RveSizeConfig, RveSizeOptions, RandomMediumSpec, ScaleSeparationConfig,
 ]
 
 

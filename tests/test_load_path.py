@@ -58,7 +58,8 @@ def test_plastic_load_path_csv_and_fields(tmp_path):
     expected_columns = (
         ["step"] + [f"E{c}" for c in labels] + [f"S{c}" for c in labels]
         + [f"C_{a}_{b}" for a in labels for b in labels]
-        + ["newton_iterations", "substeps", "hill_mandel_residual", "max_equivalent_plastic_strain", "seconds"]
+        + ["newton_iterations", "substeps", "stress_controlled", "control_iterations", "stress_residual",
+           "hill_mandel_residual", "max_equivalent_plastic_strain", "seconds"]
     )
     assert list(rows[0]) == expected_columns
     # The strain ramp in plain tensor components.
@@ -69,6 +70,9 @@ def test_plastic_load_path_csv_and_fields(tmp_path):
     assert p[0] == 0.0 and p[-1] > 0.01 and p == sorted(p)
     iterations = [int(r["newton_iterations"]) for r in rows]
     assert iterations[0] == 0 and max(iterations) >= 2  # elastic: the shortcut; plastic: Newton
+    # Strain control: one RVE evaluation per step, nothing stress-controlled.
+    assert all(r["stress_controlled"] == "" and r["control_iterations"] == "1" for r in rows)
+    assert all(float(r["stress_residual"]) == 0 for r in rows)
     summary = json.loads((out / "load_path.json").read_text())
     assert summary["steps"] == 6 and summary["fields_at_steps"] == [3, 6]
     assert summary["newton_iterations"] == sum(iterations)

@@ -191,8 +191,14 @@ def test_invalid_parameters_name_the_field(model, kwargs, field):
 
 def test_impossible_packing():
     message = "could not place 30 inclusions with volume fraction 0.6 and min_gap 0.02"
-    with pytest.raises(ValidationError, match=message):
-        RandomInclusions2DSpec(n=30, volume_fraction=0.6, mesh_size=0.05, max_attempts=2000)
+    with pytest.raises(ValidationError, match=message) as info:
+        RandomInclusions2DSpec(n=30, volume_fraction=0.6, mesh_size=0.05, max_attempts=2000, packing="rsa")
+    assert "use packing: dense" in str(info.value)  # the error says what to change
+    # beyond what random packings reach (about 0.82 of the cell with the gaps)
+    message = "could not pack 60 inclusions with volume fraction 0.7 and min_gap 0.02"
+    with pytest.raises(ValidationError, match=message) as info:
+        RandomInclusions2DSpec(n=60, volume_fraction=0.7, mesh_size=0.05)
+    assert "lower volume_fraction or min_gap, or use fewer, larger inclusions" in str(info.value)
 
 
 def test_discriminated_union_and_registry():

@@ -3,29 +3,70 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
 from fe2.config.base import ConfigModel, Limits, load_config
-from fe2.config.materials import Phase, check_phases, with_default_laws
+from fe2.config.materials import Phase, WithDefaultLaws, check_phases
 from fe2.config.rve import MeshSource, RveOptions, SolverOptions
 
 Matrix = list[list[float]] | list[float]
+#: Per component: {11: 0.01, 22: 0.0} (tensor components; YAML may read the labels as ints).
+Components = dict[str | int, float]
+Prescribed = Matrix | Components
+
+_STRAIN_DOC = (
+    "the strain tensor (elasticity, d x d, symmetric), the deformation gradient "
+    "(finite_strain, d x d) or the temperature gradient (conduction, d); or per component a "
+    "mapping {11: value, ...} (with `stress` for the other components)"
+)
+_STRESS_DOC = (
+    "prescribed stress: the stress tensor (elasticity), the first Piola-Kirchhoff stress "
+    "(finite_strain) or the flux (conduction), in full; or per component a mapping "
+    "{22: value, ...}: these components are stress-controlled, their strains free"
+)
+
+
+class PathSegment(ConfigModel):
+    """One ramp of a load path: from the state at its start to its target in `steps` steps."""
+
+    strain: Prescribed | None = Field(None, description="target strain: " + _STRAIN_DOC)
+    stress: Prescribed | None = Field(None, description=_STRESS_DOC)
+    steps: int = Field(1, ge=1, le=100_000, description="number of steps of the ramp")
+
+
+class MixedNewtonConfig(ConfigModel):
+    """Outer Newton on the free strains of the stress-controlled components."""
+
+    rtol: float = Field(
+        1e-9, gt=0.0, lt=1.0,
+        description="converged when |Sigma_f - Sigma_f*| <= atol + rtol * max(|Sigma|, |Sigma| at the start of the step)",
+    )
+    atol: float = Field(0.0, ge=0.0, description="absolute tolerance on the stress residual")
+    max_iterations: int = Field(25, ge=1, le=1000, description="iterations before the step counts as failed")
 
 
 class LoadPath(ConfigModel):
-    """A sequence of macro strains applied to one RVE (instead of the effective tensor)."""
+    """A sequence of macro strains and/or stresses applied to one RVE (instead of the
+    effective tensor)."""
 
-    strain: Matrix | None = Field(
+    strain: Prescribed | None = Field(
         None,
         description="final macro strain, reached linearly in `steps` steps from the undeformed "
-        "state: the strain tensor (elasticity, d x d, symmetric), the deformation gradient "
-        "(finite_strain, d x d) or the temperature gradient (conduction, d)",
+        "state: " + _STRAIN_DOC,
+    )
+    stress: Prescribed | None = Field(
+        None, description="final macro stress (with or instead of `strain`): " + _STRESS_DOC
     )
     steps: int = Field(10, ge=1, le=100_000, description="number of steps of the ramp to `strain`")
     strains: list[Matrix] | None = Field(
         None, min_length=1, description="explicit sequence of macro strains (instead of strain/steps)"
+    )
+    segments: list[PathSegment] | None = Field(
+        None, min_length=1,
+        description="sequence of ramps (each `strain` and/or `stress`, `steps`), e.g. loading "
+        "and unloading under stress control",
     )
     fields_at: list[int] | None = Field(
         None, description="steps (1-based) whose RVE fields are written (default: the last)"
@@ -33,16 +74,27 @@ class LoadPath(ConfigModel):
     max_cutbacks: int = Field(
         4, ge=0, le=10, description="times a step that fails may be halved (with rollback)"
     )
+    mixed_newton: MixedNewtonConfig = Field(
+        MixedNewtonConfig(), description="tolerances of the stress control"
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> LoadPath:
-        if (self.strain is None) == (self.strains is None):
-            raise ValueError("load_path: give exactly one of 'strain' (with 'steps') and 'strains'")
+        ramp = self.strain is not None or self.stress is not None
+        if ramp + (self.strains is not None) + (self.segments is not None) != 1:
+            raise ValueError(
+                "load_path: give exactly one of 'strain' and/or 'stress' (with 'steps'), "
+                "'strains' and 'segments'"
+            )
         return self
 
     @property
     def num_steps(self) -> int:
-        return len(self.strains) if self.strains is not None else self.steps
+        if self.strains is not None:
+            return len(self.strains)
+        if self.segments is not None:
+            return sum(s.steps for s in self.segments)
+        return self.steps
 
 
 class HomogenizeParallel(ConfigModel):
@@ -58,7 +110,7 @@ class HomogenizeParallel(ConfigModel):
     )
 
 
-class HomogenizeConfig(ConfigModel):
+class HomogenizeConfig(WithDefaultLaws):
     """A homogenisation study (`fe2 homogenize`): effective tensor, or a load path."""
 
     physics: Literal["elasticity", "finite_strain", "conduction"] = Field(
@@ -73,13 +125,6 @@ class HomogenizeConfig(ConfigModel):
     )
     parallel: HomogenizeParallel = HomogenizeParallel()
     limits: Limits = Limits()
-
-    @model_validator(mode="before")
-    @classmethod
-    def _default_laws(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "phases" in data:
-            data = {**data, "phases": with_default_laws(data["phases"], data.get("physics"))}
-        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> HomogenizeConfig:

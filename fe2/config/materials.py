@@ -187,6 +187,18 @@ def with_default_laws(data: Any, physics: Any) -> Any:
     return {name: ({"law": law, **p} if isinstance(p, dict) else p) for name, p in data.items()}
 
 
+class WithDefaultLaws(ConfigModel):
+    """Base of a study with top-level ``physics`` and ``phases``: a phase without ``law``
+    gets the default law of the physics."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_laws(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "phases" in data:
+            data = {**data, "phases": with_default_laws(data["phases"], data.get("physics"))}
+        return data
+
+
 def check_law(phase, physics: str, *, key: str) -> None:
     """The phase's law belongs to the physics (ValueError naming the key)."""
     if LAW_PHYSICS[phase.law] != physics:

@@ -18,6 +18,7 @@ from fe2.config.rve import (
     BATCH_DESCRIPTION, LINEAR_SOLVER_DESCRIPTION, Batch, LinearSolver, MeshSource, NewtonConfig, SolverOptions,
     existing_file,
 )
+from fe2.config.scale_separation import ScaleSeparationConfig
 from fe2.meshing.macro_specs import MacroMeshSpec
 
 
@@ -217,6 +218,9 @@ class OutputConfig(ConfigModel):
         default_factory=dict,
         description="name -> position (d coordinates): the RVE fields of the macro quadrature "
         "point nearest to it go to rve_<name>.xdmf when the fields are written (FE², concurrent)",
+    )
+    scale_separation: ScaleSeparationConfig | None = Field(
+        None, description="scale-separation indicator eps_L at every macro point (fields, history)"
     )
 
     @field_validator("probes")

@@ -27,9 +27,10 @@ import numpy as np
 from mpi4py import MPI
 
 from fe2.errors import InputError
-from fe2.material_point import MaterialPointFailure, MaterialPointsBase
+from fe2.material_point import MaterialPointFailure
 from fe2.rve.groups import RankGroups, split_ranks
 from fe2.rve.micro_solver import MicroSolver, PointState, RveResponse
+from fe2.rve.pool import SolverPointsBase
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class GroupState:
     parts: list[PointState]
 
 
-class BalancedRvePool(MaterialPointsBase):
+class BalancedRvePool(SolverPointsBase):
     """The material-point contract for the home points of this rank, solved on any rank (or
     group of ranks).
 
@@ -253,11 +254,6 @@ class BalancedRvePool(MaterialPointsBase):
             if g in self.responses and self.responses[g].fields is not None and self.groups.leader:
                 outgoing[self.home[g]].append((g, self.responses[g].fields))
         return {g - self.offset: f for batch in self.comm.alltoall(outgoing) for g, f in batch}
-
-    @property
-    def statistics(self) -> dict:
-        """This rank's solver totals (the work it did, for whichever home ranks)."""
-        return self.solver.statistics
 
     def point_fields(self) -> dict[str, np.ndarray]:
         """As :meth:`fe2.rve.pool.RvePool.point_fields`, for the home points (collective)."""

@@ -75,7 +75,7 @@ class MacroOutput:
     def __init__(
         self, problem: MacroProblem, directory: Path, *, fields_every: int, num_steps: int,
         resume_after: int | None = None, rows: list[dict] | None = None,
-        probes: RveProbes | None = None,
+        probes: RveProbes | None = None, monitors: list | None = None,
     ):
         self.problem, self.directory = problem, Path(directory)
         self.fields_every, self.num_steps = fields_every, num_steps
@@ -93,6 +93,9 @@ class MacroOutput:
         self.probes = probes
         self.series = FieldSeries(mesh, self.directory, "fields", keep_until=resume_after)
         self.rows: list[dict] = list(rows or [])
+        #: Per-point outputs besides the material points' (e.g. the scale-separation
+        #: indicator): ``point_fields()`` -> name -> (points,), ``FIELDS``: name -> cell reduction.
+        self.monitors = list(monitors or [])
 
     # ------------------------------------------------------------------ fields
 
@@ -124,11 +127,16 @@ class MacroOutput:
         self._set_cells(self.stress, self._tensor_cells(self._cell_mean(forms.stress_qp)))
         strain = problem.macro_strains().reshape(cells, nq, problem.physics.n_comp)
         self._set_cells(self.strain, self._tensor_cells(self._cell_mean(strain)))
-        for name, values in problem.points.point_fields().items():
+        point_fields = dict(problem.points.point_fields())
+        reductions = dict(CELL_REDUCTION)
+        for monitor in self.monitors:
+            point_fields.update(monitor.point_fields())
+            reductions.update(monitor.FIELDS)
+        for name, values in point_fields.items():
             if name not in self.point_outputs:
                 self.point_outputs[name] = fem.Function(self.scalar_space, name=name)
             per_point = values.reshape(cells, nq)
-            reduce = CELL_REDUCTION.get(name)
+            reduce = reductions.get(name)
             cell_values = reduce(per_point, axis=1) if reduce else self._cell_mean(per_point)
             self._set_cells(self.point_outputs[name], cell_values)
         self.series.write(step, time, node_fields=[self.displacement],
@@ -174,7 +182,8 @@ class MacroOutput:
         def write() -> None:
             if self.comm.rank == 0:
                 out = io.StringIO()
-                writer = csv.DictWriter(out, fieldnames=list(self.rows[0]), lineterminator="\n")
+                columns = list(dict.fromkeys(key for row in self.rows for key in row))  # a restart may add some
+                writer = csv.DictWriter(out, fieldnames=columns, restval="", lineterminator="\n")
                 writer.writeheader()
                 writer.writerows(self.rows)
                 _atomic_write(self.directory / "history.csv", out.getvalue())

@@ -6,8 +6,10 @@
   unloaded state (load-unload cycles show as hysteresis loops), for the components whose
   displacement changes; ``convergence.png`` -- the macro Newton residual norms of every load
   step against the iteration (log scale: quadratic convergence shows as ever steeper lines).
-* ``load_path*.csv`` (`fe2 homogenize` with a load path): ``load_path*.png`` -- the
-  homogenised stress components and the RVE Newton iterations against the step.
+* ``load_path*.csv`` (`fe2 homogenize` with a load path): ``load_path*.png`` -- each
+  homogenised stress component against its strain component (those that are not zero), the
+  stress components and the RVE Newton iterations against the step.
+* ``rve_size.csv`` (`fe2 homogenize` of an RVE-size study): see :mod:`fe2.io.rve_size_plots`.
 """
 
 from __future__ import annotations
@@ -82,16 +84,26 @@ def plot_history(history: Path) -> list[Path]:
 
 
 def plot_load_path(path_csv: Path) -> list[Path]:
-    """Stress components and RVE Newton iterations per step from a load_path csv."""
+    """Stress-strain curves, stress components and RVE Newton iterations per step from a
+    load_path csv."""
     rows = _rows(path_csv)
     if not rows:
         return []
     steps = [int(r["step"]) for r in rows]
     stress = [c for c in rows[0] if c[0] in "SPQ" and c[1:].isdigit()]
-    figure, (top, bottom) = plt.subplots(2, 1, figsize=(6, 6), sharex=True)
+    figure, (curve, top, bottom) = plt.subplots(3, 1, figsize=(6, 9))
+    for column in stress:
+        strain = {"S": "E", "P": "F", "Q": "G"}[column[0]] + column[1:]
+        values = [float(r[column]) for r in rows]
+        if max(abs(v) for v in values) > 1e-6 * max(abs(float(r[c])) for r in rows for c in stress):
+            start = 1.0 if column[0] == "P" and column[1] == column[2] else 0.0  # F = I unloaded
+            curve.plot([start] + [float(r[strain]) for r in rows], [0.0] + values, marker=".", label=f"{column}({strain})")
+    curve.set(xlabel="macro strain component", ylabel="homogenised stress", title="Stress-strain")
+    curve.grid(True, alpha=0.3)
+    curve.legend(fontsize=8)
     for column in stress:
         top.plot(steps, [float(r[column]) for r in rows], marker="o", label=column)
-    top.set(ylabel="homogenised stress", title=path_csv.stem.replace("_", " "))
+    top.set(xlabel="step", ylabel="homogenised stress", title=path_csv.stem.replace("_", " "))
     top.grid(True, alpha=0.3)
     top.legend(fontsize=8)
     bottom.bar(steps, [int(r["newton_iterations"]) for r in rows])
@@ -107,4 +119,8 @@ def plot_directory(directory: Path) -> list[Path]:
         outputs += plot_history(directory / "history.csv")
     for path_csv in sorted(directory.glob("load_path*.csv")):
         outputs += plot_load_path(path_csv)
+    if (directory / "rve_size.csv").is_file() and (directory / "rve_size.json").is_file():
+        from fe2.io.rve_size_plots import plot_rve_size
+
+        outputs += plot_rve_size(directory)
     return outputs

@@ -12,6 +12,7 @@ import numpy as np
 
 import fe2
 from fe2.homogenization.bounds import loewner_gaps
+from fe2.homogenization.engineering import format_tensor_report, tensor_report
 from fe2.homogenization.load_path import LoadPathResult
 from fe2.homogenization.study import BC_ORDER, HomogenizationResult
 from fe2.rve.physics import make_physics
@@ -43,6 +44,7 @@ def effective_record(result: HomogenizationResult, bc: str) -> dict:
         **_notation(result),
         TENSOR_KEY[result.config.physics]: eff.C.tolist(),
         "volume_fractions": result.volume_fractions,
+        **tensor_report(result.config.physics, eff.C, result.dim, expect_isotropic=result.expected_isotropic),
         "hill_mandel_residual": float(eff.hill_mandel_residual.max()),
         "hill_mandel_residual_per_load_case": eff.hill_mandel_residual.tolist(),
         "strain_average_error": float(eff.strain_average_error),
@@ -110,7 +112,8 @@ def load_path_csv(result: HomogenizationResult, path_result: LoadPathResult) -> 
     header = (
         ["step"] + [f"{e}{c}" for c in labels] + [f"{s}{c}" for c in labels]
         + [f"{key}_{a}_{b}" for a in labels for b in labels]
-        + ["newton_iterations", "substeps", "hill_mandel_residual", "max_equivalent_plastic_strain", "seconds"]
+        + ["newton_iterations", "substeps", "stress_controlled", "control_iterations", "stress_residual",
+           "hill_mandel_residual", "max_equivalent_plastic_strain", "seconds"]
     )
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -122,7 +125,8 @@ def load_path_csv(result: HomogenizationResult, path_result: LoadPathResult) -> 
             + [repr(float(v)) for v in _tensor_components(physics, r.strains[k], dim)]
             + [repr(float(v)) for v in _tensor_components(physics, r.stresses[k], dim)]
             + [repr(float(v)) for v in r.tangents[k].ravel()]
-            + [r.iterations[k], r.substeps[k], f"{r.hill_mandel[k]:.3e}",
+            + [r.iterations[k], r.substeps[k], " ".join(np.array(labels)[r.stress_controlled[k]]),
+               r.control_iterations[k], f"{r.stress_residual[k]:.3e}", f"{r.hill_mandel[k]:.3e}",
                repr(r.max_plastic_strain[k]), f"{r.seconds[k]:.4f}"]
         )
     return out.getvalue()
@@ -143,6 +147,7 @@ def load_path_record(result: HomogenizationResult, path_result: LoadPathResult) 
         TENSOR_KEY[result.config.physics]: r.tangents[-1].tolist(),
         "newton_iterations": int(sum(r.iterations)),
         "substeps": int(sum(r.substeps)),
+        "control_iterations": int(sum(r.control_iterations)),
         "max_hill_mandel_residual": float(max(r.hill_mandel)),
         "volume_fractions": result.volume_fractions,
         "mesh": result.mesh,
@@ -198,17 +203,23 @@ def format_load_paths(result: HomogenizationResult) -> str:
     fractions = ", ".join(f"{name} {f:.4f}" for name, f in result.volume_fractions.items())
     lines = [f"{physics}, {dim}D RVE: {result.mesh['cells']} cells, volume fractions: {fractions}"]
     for bc, r in result.load_paths.items():
+        mixed = any(mask.any() for mask in r.stress_controlled)
         lines += ["", f"{bc} BC load path ({sum(r.iterations)} Newton iterations, {sum(r.seconds):.2f} s)"]
+        if mixed:
+            lines.append("* prescribed stress (its strain is free); ctrl: stress-control iterations")
         lines.append(
-            f"{'step':>5}" + "".join(f"{e + c:>11}" for c in labels) + "".join(f"{s + c:>11}" for c in labels)
-            + f"{'iter':>6}{'max p':>11}"
+            f"{'step':>5}" + "".join(f"{e + c:>11}" for c in labels) + "".join(f"{s + c:>12}" for c in labels)
+            + f"{'iter':>6}" + (f"{'ctrl':>5}" if mixed else "") + f"{'max p':>11}"
         )
         for k in range(len(r.strains)):
             strain = _tensor_components(physics, r.strains[k], dim)
             stress = _tensor_components(physics, r.stresses[k], dim)
+            marks = ["*" if m else " " for m in r.stress_controlled[k]]
             lines.append(
-                f"{k + 1:>5}" + "".join(f"{v:11.4g}" for v in strain) + "".join(f"{v:11.4g}" for v in stress)
-                + f"{r.iterations[k]:>6}{r.max_plastic_strain[k]:11.3g}"
+                f"{k + 1:>5}" + "".join(f"{v:11.4g}" for v in strain)
+                + "".join(f"{v:11.4g}{m}" for v, m in zip(stress, marks))
+                + f"{r.iterations[k]:>6}" + (f"{r.control_iterations[k]:>5}" if mixed else "")
+                + f"{r.max_plastic_strain[k]:11.3g}"
             )
     return "\n".join(lines)
 
@@ -240,6 +251,11 @@ def format_report(result: HomogenizationResult) -> str:
                 f"{sum(eff.timings.values()):.3f} s)"
             )
         lines += ["", f"{title}{extra}", *_matrix(C, labels)]
+    for bc in bcs:
+        report = tensor_report(
+            result.config.physics, result.effective[bc].C, result.dim, expect_isotropic=result.expected_isotropic
+        )
+        lines += ["", f"{bc} BC:", *format_tensor_report(report, result.dim)]
     if len(bcs) == 3:
         gaps = loewner_gaps(C for _, C in ordered)
         scale = np.abs(result.bounds["voigt"]).max()

@@ -28,6 +28,7 @@ from fe2.macro.checkpoint import study_identity, write_checkpoint
 from fe2.macro.lattice_stability import StabilityMonitor
 from fe2.macro.problem import MacroProblem
 from fe2.macro.resume import checkpoint_to_resume, existing_summary, start_writing
+from fe2.macro.scale_separation import ScaleSeparationMonitor
 from fe2.macro.stepping import StepRecord, run_load_steps
 from fe2.macro.supports import supports_and_loads
 from fe2.meshing.macro import MacroMesh, generate_macro_mesh, read_macro_mesh
@@ -61,6 +62,23 @@ def _reactions(row: dict) -> dict[str, list[float]]:
         if key.startswith("reaction_"):
             forces.setdefault(key[len("reaction_"):-2], []).append(float(value))
     return forces
+
+
+def _seconds_by_part(timings: dict[str, float], comm: MPI.Comm) -> dict[str, float]:
+    """Seconds of the RVE work per part of the solve, summed over ranks (collective)."""
+    parts: dict[str, float] = {}
+    for rank_timings in comm.allgather(dict(timings)):
+        for part, seconds in rank_timings.items():
+            parts[part] = parts.get(part, 0.0) + seconds
+    return dict(sorted(parts.items(), key=lambda item: -item[1]))
+
+
+def _log_profile(rve: dict) -> None:
+    """Log where the RVE time went: the parts as shares of all RVE seconds (parts may nest)."""
+    if rve["seconds"] > 0 and rve["seconds_by_part"]:
+        shares = ", ".join(f"{part} {100 * s / rve['seconds']:.0f} %" for part, s in rve["seconds_by_part"].items())
+        log.info("RVE work: %d solves, %.1f s (%.2f ms per solve); by part: %s",
+                 rve["solves"], rve["seconds"], 1e3 * rve["mean_seconds_per_solve"], shares)
 
 
 def run_study(config: RunConfig, comm: MPI.Comm, output: Path, *, restart: bool = False,
@@ -137,9 +155,13 @@ def _run(config: RunConfig, problem: MacroProblem, macro: MacroMesh, source: Cou
         suffix = "" if not done else f"_from_step_{done + 1}"
         probes = RveProbes(problem, config.output.probes, output, suffix)  # errors: the same on all ranks
     start_writing(output, comm, fresh=resumed is None, mesh_file=mesh_file)
+    separation = None
+    if (scale := config.output.scale_separation) is not None:
+        separation = ScaleSeparationMonitor(problem, **scale.model_dump())
     writer = MacroOutput(
         problem, output, fields_every=config.output.fields_every, num_steps=len(targets),
         resume_after=done if resumed else None, rows=resumed["history"] if resumed else None, probes=probes,
+        monitors=[separation] if separation is not None else [],
     )
     every = config.checkpoint.every
     status = RunStatus.attach(problem, len(targets), done, start)  # live line on a terminal
@@ -181,6 +203,8 @@ def _run(config: RunConfig, problem: MacroProblem, macro: MacroMesh, source: Cou
         if status is not None:
             status.step_done(record.step)
         unstable = stability.check(record, problem.points.point_fields)
+        if separation is not None:
+            separation.check(record)
         writer.write_step(record, fields=unstable)
         if every and (record.step % every == 0 or record.step == len(targets)):
             checkpoint(record)
@@ -230,6 +254,9 @@ def _run(config: RunConfig, problem: MacroProblem, macro: MacroMesh, source: Cou
     )
     if stability.active:
         summary["lattice_stability"] = stability.summary()
+    if separation is not None:
+        summary["scale_separation"] = separation.summary(writer.rows)
+        separation.destroy()
     if stats:  # RVE points: totals over all ranks
         totals = {k: comm.allreduce(v, op=MPI.SUM) for k, v in stats.items()}
         rank_seconds = comm.allgather(stats["seconds"])
@@ -244,7 +271,9 @@ def _run(config: RunConfig, problem: MacroProblem, macro: MacroMesh, source: Cou
             "seconds_per_rank": rank_seconds,
             "work_imbalance": max(rank_seconds) / (sum(rank_seconds) / len(rank_seconds))
             if sum(rank_seconds) > 0 else 1.0,
+            "seconds_by_part": _seconds_by_part(problem.points.timings, comm),
         }
+        _log_profile(summary["rve"])
     try:
         writer.write_summary(summary)
     except ResourceError:

@@ -41,6 +41,8 @@ def _argument(name: str, field: FieldInfo) -> tuple[list[str], dict[str, Any]]:
     kwargs: dict[str, Any] = {"dest": _PREFIX + name, "default": argparse.SUPPRESS}
     if typing.get_origin(annotation) is list:
         kwargs.update(nargs="+", type=args[0], metavar=name.upper())
+    elif typing.get_origin(annotation) is typing.Literal:
+        kwargs.update(choices=list(args), type=type(args[0]))
     elif annotation is bool:
         kwargs.update(action=argparse.BooleanOptionalAction)
     else:
@@ -50,7 +52,7 @@ def _argument(name: str, field: FieldInfo) -> tuple[list[str], dict[str, Any]]:
         kwargs["required"] = True
     elif field.default is not None:
         help_text += f" (default: {field.default})"
-    kwargs["help"] = help_text
+    kwargs["help"] = help_text.replace("%", "%%")  # argparse formats help strings with %
     return [f"--{name.replace('_', '-')}"], kwargs
 
 

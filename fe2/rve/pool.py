@@ -13,7 +13,24 @@ from fe2.material_point import MaterialPointsBase, failure_of
 from fe2.rve.micro_solver import MicroSolver, PointState, RveResponse
 
 
-class RvePool(MaterialPointsBase):
+class SolverPointsBase(MaterialPointsBase):
+    """Material points whose RVE work one :class:`MicroSolver` (``self.solver``) does."""
+
+    solver: MicroSolver
+
+    @property
+    def statistics(self) -> dict:
+        """The solver's totals on this rank (solves, Newton iterations, shortcuts, failures,
+        seconds), for whichever points it solved."""
+        return self.solver.statistics
+
+    @property
+    def timings(self) -> dict[str, float]:
+        """The solver's seconds per part of the solve on this rank."""
+        return self.solver.timings
+
+
+class RvePool(SolverPointsBase):
     """m material points, each an RVE with its own state.
 
     Args:
@@ -41,11 +58,6 @@ class RvePool(MaterialPointsBase):
         self.responses: list[RveResponse | None] = [None] * num_points
         self.seconds = np.zeros(num_points)
         self.probes: set[int] = set()  # points whose RVE fields every solve keeps
-
-    @property
-    def statistics(self) -> dict:
-        """The solver's totals (solves, Newton iterations, shortcuts, failures, seconds)."""
-        return self.solver.statistics
 
     def state(self, point: int, *, trial: bool = False) -> PointState:
         """The committed (or, if any, the trial) state of a point; do not modify it."""

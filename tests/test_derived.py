@@ -1,0 +1,122 @@
+"""Derived output quantities: sigma33 of plane strain, von Mises, principal and Cauchy stress,
+against closed forms and the laws evaluated in 3D (a second code path)."""
+
+import numpy as np
+import pytest
+
+from fe2.io.derived import (
+    cauchy_stress,
+    cauchy_stress_plane_strain,
+    embed_plane_strain,
+    neo_hookean_plane_strain_p33,
+    plane_strain_sigma33,
+    principal_stresses,
+    von_mises,
+)
+from fe2.materials import J2Plasticity, LinearElastic, NeoHookean
+from fe2.tensors import from_mandel, lame_parameters, to_mandel
+
+LAW = J2Plasticity(E=200.0, nu=0.3, sigma_y=0.4, H=20.0)
+PLANE = [0, 1, 5]
+
+
+def test_von_mises_of_uniaxial_plane_strain_j2_state_is_the_closed_form():
+    """Uniaxial strain e along x1 (plane strain): radial loading, so after yield the von
+    Mises stress is sigma_y + H p with p = (2 mu e - sigma_y) / (3 mu + H) -- but only with
+    sigma33 in the stress."""
+    lmbda, mu = lame_parameters(LAW.E, LAW.nu)
+    e_yield = LAW.sigma_y / (2 * mu)
+    strains = np.array([[e, 0.0, 0.0] for e in e_yield * np.array([0.5, 1.5, 3.0, 6.0])])
+    update = LAW.update(strains, LAW.initial_state(2, len(strains)), 2)
+    p = np.maximum(0.0, (2 * mu * strains[:, 0] - LAW.sigma_y) / (3 * mu + LAW.H))
+    np.testing.assert_allclose(update.state["equivalent_plastic_strain"], p, rtol=1e-12, atol=1e-16)
+    sigma33 = plane_strain_sigma33(
+        update.stress, E=LAW.E, nu=LAW.nu, inelastic_strain_33=update.state["plastic_strain"][:, 2]
+    )
+    full = embed_plane_strain(update.stress, sigma33)
+    expected = np.where(p > 0, LAW.sigma_y + LAW.H * p, 2 * mu * strains[:, 0])  # elastic: 2 mu e
+    np.testing.assert_allclose(von_mises(full), expected, rtol=1e-12)
+    # sigma33 is not zero, and leaving it out gives a wrong von Mises stress
+    assert np.all(np.abs(sigma33) > 0.1 * np.abs(update.stress[:, 0]))
+    assert np.all(np.abs(von_mises(embed_plane_strain(update.stress, 0 * sigma33)) - expected) > 0.05 * expected)
+    # the law evaluated in 3D with the same (embedded) strain has the same sigma33
+    eps3 = np.zeros((len(strains), 6))
+    eps3[:, PLANE] = strains
+    np.testing.assert_allclose(sigma33, LAW.update(eps3, LAW.initial_state(3, len(strains)), 3).stress[:, 2], rtol=1e-12)
+
+
+def test_sigma33_of_elastic_plane_strain_and_of_a_plastic_history():
+    rng = np.random.default_rng(0)
+    strains = rng.normal(scale=1e-3, size=(7, 3))
+    law = LinearElastic(E=70.0, nu=0.3)
+    stress = law.update(strains, {}, 2).stress
+    sigma33 = plane_strain_sigma33(stress, E=law.E, nu=law.nu)
+    assert np.all(sigma33 != 0)
+    np.testing.assert_allclose(sigma33, law.nu * (stress[:, 0] + stress[:, 1]), rtol=1e-14)
+    # J2 after a committed plastic step and an elastic unloading: the history counts
+    first = LAW.update(8 * strains / np.abs(strains).max() * 0.004, LAW.initial_state(2, 7), 2)
+    second = LAW.update(0.5 * strains, first.state, 2)
+    assert first.state["equivalent_plastic_strain"].min() > 0 and np.abs(second.state["plastic_strain"][:, 2]).min() > 0
+    sigma33 = plane_strain_sigma33(second.stress, E=LAW.E, nu=LAW.nu, inelastic_strain_33=second.state["plastic_strain"][:, 2])
+    eps3 = np.zeros((7, 6))
+    eps3[:, PLANE] = 0.5 * strains
+    np.testing.assert_allclose(sigma33, LAW.update(eps3, first.state, 3).stress[:, 2], rtol=1e-11, atol=1e-14)
+
+
+def test_principal_stresses_and_invariants():
+    rng = np.random.default_rng(1)
+    values = np.sort(rng.normal(size=(5, 3)), axis=1)[:, ::-1]
+    Q = np.linalg.qr(rng.normal(size=(5, 3, 3)))[0]
+    sigma = np.einsum("mij,mj,mkj->mik", Q, values, Q)
+    np.testing.assert_allclose(principal_stresses(to_mandel(sigma)), values, rtol=1e-12, atol=1e-14)
+    # von Mises from the principal stresses (a second formula)
+    s1, s2, s3 = values.T
+    vm = np.sqrt(0.5 * ((s1 - s2) ** 2 + (s2 - s3) ** 2 + (s3 - s1) ** 2))
+    np.testing.assert_allclose(von_mises(to_mandel(sigma)), vm, rtol=1e-12)
+    # 2D: two principal stresses
+    two = principal_stresses(np.array([[3.0, 1.0, 0.0], [0.0, 0.0, np.sqrt(2) * 2.0]]))
+    np.testing.assert_allclose(two, [[3.0, 1.0], [2.0, -2.0]], atol=1e-14)
+    with pytest.raises(ValueError, match="embed sigma33"):
+        von_mises(np.zeros((1, 3)))
+
+
+def neo_hookean_cauchy(F, law):
+    """Closed form: sigma = mu/J (F F^T - I) + lambda ln J / J I."""
+    lmbda, mu = lame_parameters(law.E, law.nu)
+    J = np.linalg.det(F)
+    b = np.einsum("mij,mkj->mik", F, F)
+    eye = np.eye(F.shape[-1])
+    return (mu * (b - eye) + (lmbda * np.log(J))[:, None, None] * eye) / J[:, None, None]
+
+
+def test_cauchy_stress_from_piola():
+    law = NeoHookean(E=1.0, nu=0.3)
+    rng = np.random.default_rng(2)
+    F = np.eye(3) + 0.2 * rng.normal(size=(6, 3, 3))
+    F = F[np.linalg.det(F) > 0.2]
+    P = law.update(F.reshape(len(F), 9), {}, 3).stress
+    sigma = cauchy_stress(P, F.reshape(len(F), 9))
+    np.testing.assert_allclose(sigma, neo_hookean_cauchy(F, law), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(sigma, sigma.transpose(0, 2, 1), atol=1e-12)
+    # objectivity: sigma(QF) = Q sigma(F) Q^T
+    Q = np.linalg.qr(rng.normal(size=(3, 3)))[0]
+    Q *= np.sign(np.linalg.det(Q))
+    QF = np.einsum("ij,mjk->mik", Q, F)
+    rotated = cauchy_stress(law.update(QF.reshape(len(F), 9), {}, 3).stress, QF.reshape(len(F), 9))
+    np.testing.assert_allclose(rotated, np.einsum("ij,mjk,lk->mil", Q, sigma, Q), atol=1e-11)
+
+
+def test_plane_strain_cauchy_with_sigma33_from_the_law():
+    law = NeoHookean(E=1.0, nu=0.3)
+    F2 = np.array([[1.3, 0.2, -0.1, 0.8], [0.9, 0.0, 0.0, 0.9], [1.1, -0.3, 0.25, 1.05]])
+    P2 = law.update(F2, {}, 2).stress
+    P33 = neo_hookean_plane_strain_p33(F2, E=law.E, nu=law.nu)
+    full = cauchy_stress_plane_strain(P2, F2, P33)
+    # the 3D law at the embedded F (F33 = 1): same P33, and the same full Cauchy stress
+    F3 = np.zeros((3, 3, 3))
+    F3[:, :2, :2] = F2.reshape(3, 2, 2)
+    F3[:, 2, 2] = 1.0
+    P3 = law.update(F3.reshape(3, 9), {}, 3).stress
+    np.testing.assert_allclose(P33, P3[:, 8], rtol=1e-12)
+    np.testing.assert_allclose(from_mandel(full), neo_hookean_cauchy(F3, law), rtol=1e-10, atol=1e-13)
+    assert np.all(np.abs(full[:, 2]) > 1e-3)  # sigma33 != 0 in plane strain
