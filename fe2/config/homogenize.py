@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -98,6 +98,19 @@ class LoadPath(ConfigModel):
         return self.steps
 
 
+class HomogenizeParallel(ConfigModel):
+    """How the ranks of an `fe2 homogenize` run are used."""
+
+    ranks_per_rve: Literal["auto"] | Annotated[int, Field(ge=1, le=1_000_000)] = Field(
+        "auto",
+        description="ranks that solve one RVE together (its mesh distributed over them); the "
+        "boundary conditions are shared out over the groups of that many ranks. auto: all "
+        "ranks on one RVE (the BCs one after the other) when the RVE has at least as many "
+        "dofs as rve.linear_solver: auto takes the iterative solver for, else 1 (each rank "
+        "solves whole BCs)",
+    )
+
+
 class HomogenizeConfig(WithDefaultLaws):
     """A homogenisation study (`fe2 homogenize`): effective tensor, or a load path."""
 
@@ -111,6 +124,7 @@ class HomogenizeConfig(WithDefaultLaws):
     load_path: LoadPath | None = Field(
         None, description="apply a sequence of macro strains (nonlinear phases)"
     )
+    parallel: HomogenizeParallel = HomogenizeParallel()
     limits: Limits = Limits()
 
     @model_validator(mode="after")

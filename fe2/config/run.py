@@ -15,7 +15,10 @@ from fe2.config.loading import (
     check_values, default_end_time, step_count, step_times, uses_time,
 )
 from fe2.config.materials import Phase, check_law, check_phases, with_default_laws
-from fe2.config.rve import BATCH_DESCRIPTION, Batch, MeshSource, NewtonConfig, SolverOptions, existing_file
+from fe2.config.rve import (
+    BATCH_DESCRIPTION, LINEAR_SOLVER_DESCRIPTION, Batch, LinearSolver, MeshSource, NewtonConfig, SolverOptions,
+    existing_file,
+)
 from fe2.config.scale_separation import ScaleSeparationConfig
 from fe2.meshing.macro_specs import MacroMeshSpec
 
@@ -56,6 +59,7 @@ class RveSource(ConfigModel):
     bc: Literal["periodic", "affine", "traction"] = Field("periodic", description="RVE boundary condition")
     degree: int = Field(1, ge=1, le=3, description="Lagrange degree of the RVE fluctuation")
     batch: Batch = Field("auto", description=BATCH_DESCRIPTION)
+    linear_solver: LinearSolver = Field("auto", description=LINEAR_SOLVER_DESCRIPTION)
     coupling: Literal["auto", "concurrent", "hierarchical"] = Field(
         "auto",
         description="auto: hierarchical (effective tensor computed once) when every RVE phase is "
@@ -196,6 +200,13 @@ class ParallelConfig(ConfigModel):
         description="off: each rank solves the RVEs of its own macro points; static: equal "
         "point counts per rank; dynamic: after every load step, points (with their state) are "
         "re-assigned from their measured cost",
+    )
+
+    ranks_per_rve: int = Field(
+        1, ge=1, le=1_000_000,
+        description="ranks that solve one RVE together (its mesh distributed over them); the "
+        "ranks are split into groups of that many, and the RVEs of the macro points are shared "
+        "out (and balanced) between the groups; must divide the number of ranks",
     )
 
     @field_validator("balancing", mode="before")

@@ -3,7 +3,11 @@
 For FE², when every RVE phase is linear and the strain small, the effective tensor is
 computed once and used at every point (hierarchical); otherwise every macro point owns an
 RVE, solved at every macro Newton iteration (concurrent), by the RVE pool (``balancing:
-off``) or the MPI-balanced pool. The reason for the choice goes to the log.
+off``) or the MPI-balanced pool. The reason for the choice goes to the log. With
+``parallel.ranks_per_rve`` k > 1 the RVE mesh is distributed over groups of k ranks
+(:mod:`fe2.rve.groups`), each group solving its share of the points together (the balanced
+pool, with its groups as workers; ``balancing: off`` keeps each point in its home rank's
+group).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from fe2.materials.points import LawPoints, PhasePoints
 from fe2.meshing.macro import MacroMesh
 from fe2.rve.effective import effective_tensor
 from fe2.rve.factory import make_rve_solver
+from fe2.rve.groups import split_ranks
 from fe2.rve.mesh_source import check_phase_tags, load_rve_mesh
 from fe2.rve.micro_solver import NewtonOptions
 from fe2.rve.model import RveModel
@@ -83,7 +88,8 @@ def coupling(config: RunConfig, macro: MacroMesh, physics: Physics, comm: MPI.Co
             "phases", "closed-form laws per macro cell tag",
         )
     rve = material.rve
-    rve_mesh, _ = load_rve_mesh(rve.mesh, comm, key="material.rve.mesh")
+    groups = collectively(comm, lambda: split_ranks(comm, config.parallel.ranks_per_rve), errors=(InputError,))
+    rve_mesh, _ = load_rve_mesh(rve.mesh, comm, key="material.rve.mesh", group=groups.group)
     collectively(comm, lambda: check_phase_tags(rve.phases, rve_mesh, key="material.rve.phases"), errors=(InputError,))
     laws = {p.tag: p.material() for p in rve.phases.values()}
     if rve_mesh.dim != dim:
@@ -109,9 +115,10 @@ def coupling(config: RunConfig, macro: MacroMesh, physics: Physics, comm: MPI.Co
         why = "requested; the effective tensor is computed once"
     else:
         why = "requested: an RVE solve per macro point and Newton iteration"
-    if mode == "hierarchical":
+    if mode == "hierarchical":  # computed by the first group, on its ranks
         C = comm.bcast(
-            effective_tensor(model, rve.bc, solver_options=rve.solver.petsc_options).C if comm.rank == 0 else None
+            effective_tensor(model, rve.bc, solver_options=rve.solver.petsc_options,
+                             linear_solver=rve.linear_solver).C if groups.index == 0 else None
         )
         law = physics.effective_law(C)
         return Coupling(lambda m: LawPoints(law, m, dim=dim, n_comp=n), "hierarchical", why)
@@ -120,9 +127,10 @@ def coupling(config: RunConfig, macro: MacroMesh, physics: Physics, comm: MPI.Co
 
     def make(m: int) -> MaterialPoints:
         solver = make_rve_solver(model, rve.bc, batch=rve.batch, newton=newton,
-                                 petsc_options=rve.solver.petsc_options)
-        if balancing == "off":
+                                 petsc_options=rve.solver.petsc_options, linear_solver=rve.linear_solver)
+        if balancing == "off" and groups.size == 1:
             return RvePool(solver, m)
-        return BalancedRvePool(solver, m, comm, equal_counts=balancing == "static")
+        return BalancedRvePool(solver, m, comm, equal_counts=balancing == "static", groups=groups)
 
-    return Coupling(make, "concurrent", f"{why}; load balancing {balancing}")
+    ranks = f"; {groups.size} ranks per RVE ({groups.count} groups)" if groups.size > 1 else ""
+    return Coupling(make, "concurrent", f"{why}; load balancing {balancing}{ranks}")

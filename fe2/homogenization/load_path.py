@@ -241,10 +241,12 @@ def run_load_path(
         response = pool.responses[0]
         history = pool.state(0).history
         p_max = max(
-            (float(h["equivalent_plastic_strain"].max())
+            (float(h["equivalent_plastic_strain"].max(initial=0.0))
              for h in history.values() if "equivalent_plastic_strain" in h),
             default=0.0,
         )
+        if solver.model.distributed:  # the RVE's points are shared out over its ranks
+            p_max = solver.model.comm.allreduce(p_max, op=MPI.MAX)
         mixed = bool(stepper.mask.any())
         result.strains.append(state.strain[0].copy())
         result.stresses.append(state.stress[0].copy())

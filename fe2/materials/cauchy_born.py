@@ -113,7 +113,7 @@ class CauchyBornLaw:
         return fields
 
 
-def _reduce(fields: dict[str, np.ndarray], groups: np.ndarray, m: int) -> dict[str, np.ndarray]:
+def reduce_stability_fields(fields: dict[str, np.ndarray], groups: np.ndarray, m: int) -> dict[str, np.ndarray]:
     """Per group (macro point) 0..m-1: min of the check values, max of the verdict, and the
     wave vector / normal of the point with the smallest value."""
     out: dict[str, np.ndarray] = {}
@@ -156,4 +156,4 @@ def rve_stability_fields(phases: Mapping[int, object], histories: Sequence[Mappi
         parts.append(law.point_fields({"deformation_gradient": F}, dim))
         groups.append(np.concatenate([np.full(len(h[tag]["deformation_gradient"]), i) for i, h in enumerate(histories)]) if m else np.zeros(0, int))
     fields = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
-    return _reduce(fields, np.concatenate(groups).astype(int), m)
+    return reduce_stability_fields(fields, np.concatenate(groups).astype(int), m)

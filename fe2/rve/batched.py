@@ -74,8 +74,11 @@ class BatchedRveSolver(MicroSolver):
         newton: tolerances.
         batch: 'auto' (memory budget ``FE2_BATCH_MEMORY`` MiB, default 512, at most
             :data:`MAX_BATCH`) or the most points per batch.
-        petsc_options: options of the per-point fallback solver.
+        petsc_options: options of the PETSc solvers (large factors, iterative solves, the
+            per-point fallback).
         elastic_shortcut: as for the per-point solver (small strain only).
+        linear_solver: 'direct' (batched Cholesky, or MUMPS for large factors) or 'iterative'
+            (CG + GAMG per point, :class:`fe2.linalg.petsc_krylov.PetscKrylov`).
     """
 
     def __init__(
@@ -87,11 +90,15 @@ class BatchedRveSolver(MicroSolver):
         batch: int | str = "auto",
         petsc_options: Mapping[str, Any] | None = None,
         elastic_shortcut: bool = True,
+        linear_solver: str = "direct",
     ):
         super().__init__(model, bc, newton)
+        if model.distributed:
+            raise ValueError("the batched RVE solver needs an RVE on one process")
         self.ops = model.operators
         self.bc = make_boundary_condition(bc, model)
-        self.system = make_constrained_system(model, self.bc, petsc_options)
+        self.linear_solver = linear_solver
+        self.system = make_constrained_system(model, self.bc, petsc_options, linear_solver=linear_solver)
         self.elastic_shortcut = elastic_shortcut and model.physics.elastic_shortcut
         self.petsc_options = petsc_options
         self.batch_size = self._batch_size(batch)
@@ -202,6 +209,9 @@ class BatchedRveSolver(MicroSolver):
                 raise RveFailure("the virgin RVE system is not positive definite")
             self._virgin = {"factor": factor, "tangent_qp": update.tangent[0]}
             tangent, hm, _, dw, _ = self._sensitivity(update.tangent, np.zeros(1), np.zeros(1, dtype=int))
+            if not np.isfinite(dw).all():
+                self._virgin = None
+                raise RveFailure("the linear solve of the virgin RVE's sensitivity did not converge")
             self._virgin.update(tangent=tangent[0], hm=hm[0], W=dw[0])
         return self._virgin
 
@@ -235,7 +245,8 @@ class BatchedRveSolver(MicroSolver):
 
             self._fallback = PointwiseRveSolver(self.model, self.kind, newton=self.newton,
                                                 petsc_options=self.petsc_options,
-                                                elastic_shortcut=self.elastic_shortcut)
+                                                elastic_shortcut=self.elastic_shortcut,
+                                                linear_solver=self.linear_solver)
         return self._fallback
 
     def _state(self, points: np.ndarray, E: np.ndarray, w: np.ndarray, committed: dict) -> _Active:
@@ -304,8 +315,13 @@ class BatchedRveSolver(MicroSolver):
                                         work, state.points)
             for i in state.points[broke]:
                 failed[i] = _Breakdown("the RVE tangent system is not positive definite")
-            step = step[~broke, 0, :]
-            state = state.where(~broke)
+            step = step[:, 0, :]
+            unsolved = ~broke & ~np.isfinite(step).all(axis=1)  # an iterative solve failed
+            for i in state.points[unsolved]:
+                failed[i] = RveFailure(f"the linear solve at Newton iteration {iterations[i]} did not converge")
+            solved = ~broke & ~unsolved
+            step = step[solved]
+            state = state.where(solved)
             if not len(state.points):
                 break
             # Line search per point: alpha = 1, 1/2, ..., accepted when |R|_adm decreases.
@@ -335,10 +351,13 @@ class BatchedRveSolver(MicroSolver):
         if shortcut.any():
             tangents[shortcut], hms[shortcut] = self._virgin["tangent"], self._virgin["hm"]
         if len(newton_points):
-            t, h, e, _, broke = self._sensitivity(final.tangent[newton_points], work, newton_points)
+            t, h, e, dw, broke = self._sensitivity(final.tangent[newton_points], work, newton_points)
             for i in newton_points[broke]:
                 failed[i] = _Breakdown("the RVE tangent system at the converged state is not positive definite")
             tangents[newton_points], hms[newton_points], strain_errors[newton_points] = t, h, e
+            unsolved = ~broke & ~np.isfinite(dw).reshape(len(newton_points), -1).all(axis=1)
+            for i in newton_points[unsolved]:
+                failed[i] = RveFailure("the linear solve of the sensitivity did not converge")
         averages = model.averages(final.stress, final.strain)
         averaged_tangents = model.point_averages(final.tangent)
         for i in range(P):

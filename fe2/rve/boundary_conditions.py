@@ -1,4 +1,4 @@
-"""The three RVE boundary-condition families, behind one interface.
+"""The three RVE boundary-condition families, behind one interface, on one rank or several.
 
 Each turns the assembled, unconstrained stiffness A (N x N, fluctuation dofs) into a regular
 system K and maps vectors between the full space and K's space:
@@ -6,11 +6,21 @@ system K and maps vectors between the full space and K's space:
 * :class:`AffineBC` (linear displacement): w = 0 on the boundary;
 * :class:`PeriodicBC`: w periodic, w = 0 at the corners (removes the constant);
 * :class:`TractionBC` (uniform traction / flux, minimal kinematic condition):
-  int_dY w (x) n dS = 0 and int_Y w dx = 0, imposed by Lagrange multipliers.
+  int_dY w (x) n dS = 0 and int_Y w dx = 0.
 
-The first two are prolongations w = P x (K = P^T A P); the third augments A with the
-constraint rows B: K = [[A, B^T], [B, 0]]. Apparent tensors are ordered
-C_affine >= C_periodic >= C_traction because the admissible spaces are nested.
+The first two are prolongations w = P x (K = P^T A P). The third is imposed by Lagrange
+multipliers for a direct solver, K = [[A, B^T], [B, 0]], or, for a Krylov solver, by
+projection: with Pi = I - B^T (B B^T)^-1 B the orthogonal projector onto ker B, CG runs on
+Pi A Pi in ker B, where A is positive definite (the constraints remove the rigid modes),
+with the constrained preconditioner of :mod:`fe2.rve.solver` (no dof is pinned). Apparent
+tensors are ordered C_affine >= C_periodic >= C_traction because the admissible spaces are
+nested.
+
+The same code serves an RVE on one process and one distributed over the ranks of its mesh's
+communicator: vectors hold the dofs a rank owns (PETSc layout), P and K are parallel PETSc
+matrices in global numbering, the periodic matching runs on the boundary nodes of all ranks
+(gathered with their global numbers, so a node's master may live on another rank), and the
+constraint rows B are stored by owned columns with their products summed over the ranks.
 """
 
 from __future__ import annotations
@@ -19,26 +29,117 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 import ufl
-from dolfinx import fem
+from dolfinx import fem, la
+from mpi4py import MPI
 from petsc4py import PETSc
 
 from fe2.rve.model import RveModel
 from fe2.rve.periodicity import periodic_masters
 
 
+class OwnedNodes:
+    """The nodes (blocks of ``bs`` dofs) of the fluctuation space that this rank owns.
+
+    Attributes:
+        bs: dofs per node; count: owned nodes; dofs: owned scalar dofs (count * bs).
+        global_index: (count,) global node numbers; x: (count, dim) coordinates.
+        starts: (size + 1,) first global node of every rank (owner ranges).
+    """
+
+    def __init__(self, model: RveModel):
+        V, comm = model.V, model.comm
+        index_map = V.dofmap.index_map
+        self.bs, self.count = V.dofmap.index_map_bs, index_map.size_local
+        self.dofs = self.count * self.bs
+        self.global_index = index_map.local_to_global(np.arange(self.count, dtype=np.int32)).astype(np.int64)
+        self.x = V.tabulate_dof_coordinates()[: self.count, : model.box.dim]
+        lo, hi = index_map.local_range
+        self.starts = np.array([r[0] for r in comm.allgather((lo, hi))] + [index_map.size_global], dtype=np.int64)
+
+    def owner(self, nodes: np.ndarray) -> np.ndarray:
+        """Owning rank of global nodes."""
+        return np.searchsorted(self.starts, nodes, side="right") - 1
+
+
+def gather(comm: MPI.Comm, array: np.ndarray) -> np.ndarray:
+    """The rows of every rank's ``array``, in rank order (collective)."""
+    if comm.size == 1:
+        return array
+    return np.concatenate(comm.allgather(array))
+
+
+def rigid_modes(x: np.ndarray, bs: int, centre: np.ndarray) -> np.ndarray:
+    """Rigid modes of a field at nodes x (n, dim): a constant (bs = 1), or translations and
+    rotations about ``centre`` (bs = dim), as (k, n * bs) dof vectors (near null space of
+    the stiffness, for algebraic multigrid)."""
+    n, dim = x.shape
+    if bs == 1:
+        return np.ones((1, n))
+    modes = []
+    for c in range(bs):
+        mode = np.zeros((n, bs))
+        mode[:, c] = 1.0
+        modes.append(mode)
+    y = x - centre
+    for a, b in ([(0, 1)] if dim == 2 else [(0, 1), (1, 2), (2, 0)]):
+        mode = np.zeros((n, bs))
+        mode[:, a], mode[:, b] = -y[:, b], y[:, a]
+        modes.append(mode)
+    return np.array([m.ravel() for m in modes])
+
+
+def rigid_mode_dofs(model: RveModel) -> np.ndarray:
+    """Global dofs that fix the rigid modes of the unconstrained RVE operator (3-2-1 nodes).
+
+    Scalar field: one node (constants). Vector field: node a near the lo corner (all
+    components), node b along x from it (components 2..d), in 3D node c along y (component 3).
+    The nodes are the same on any number of ranks (nearest owned node, then the smallest
+    distance and global number over the ranks).
+    """
+    nodes, box = OwnedNodes(model), model.box
+    bs = nodes.bs
+
+    def nearest(target) -> int:
+        d = np.linalg.norm(nodes.x - target, axis=1)
+        i = int(np.argmin(d)) if len(d) else -1
+        mine = (float(d[i]), int(nodes.global_index[i])) if i >= 0 else (np.inf, -1)
+        return model.comm.allreduce(mine, op=MPI.MIN)[1]
+
+    a = nearest(box.lo)
+    if bs == 1:
+        return np.array([a])
+    along = [box.lo + np.eye(box.dim)[i] * box.lengths[i] for i in range(box.dim)]
+    dofs = [a * bs + c for c in range(bs)]
+    b = nearest(along[0])
+    dofs += [b * bs + c for c in range(1, bs)]
+    if box.dim == 3:
+        c = nearest(along[1])
+        dofs.append(c * bs + 2)
+    return np.array(sorted(dofs), dtype=np.int64)
+
+
 class RveBoundaryCondition(ABC):
-    """Constraint on the fluctuation: builds K from A and maps vectors to and from K's space."""
+    """Constraint on the fluctuation: builds K from A and maps vectors to and from K's space.
+
+    Vectors are PETSc vectors in their parallel layout (full space: the dofs each rank owns).
+    """
 
     kind: str
 
     def __init__(self, model: RveModel):
         self.model = model
-        self.comm = model.mesh.comm
+        self.comm = model.comm
+        self.nodes = OwnedNodes(model)
 
     @property
     @abstractmethod
     def size(self) -> int:
-        """Number of unknowns of the constrained system."""
+        """Number of unknowns of the constrained system (global)."""
+
+    @property
+    @abstractmethod
+    def local_size(self) -> int:
+        """Unknowns of the constrained system owned by this rank."""
 
     @abstractmethod
     def system_matrix(self, A: PETSc.Mat, K: PETSc.Mat | None = None) -> PETSc.Mat:
@@ -47,6 +148,27 @@ class RveBoundaryCondition(ABC):
         With ``K`` from an earlier call on a matrix of A's sparsity, K is refilled in place
         (same nonzero pattern, so a factorisation can reuse its symbolic phase).
         """
+
+    def preconditioner_matrix(self, A: PETSc.Mat, K: PETSc.Mat, M: PETSc.Mat | None = None) -> PETSc.Mat:
+        """The matrix a Krylov solver's preconditioner is built from (default: K itself)."""
+        return K
+
+    def near_null_space(self) -> np.ndarray:
+        """Rigid modes of the field in the preconditioner's space, (k, local_size): the near
+        null space algebraic multigrid needs."""
+        return rigid_modes(self._solver_nodes(), self.nodes.bs, self.model.box.centre)
+
+    @abstractmethod
+    def _solver_nodes(self) -> np.ndarray:
+        """Coordinates of the nodes of the solver space owned here, (local_size / bs, dim)."""
+
+    def project(self, v: PETSc.Vec) -> None:
+        """Remove from v what the constraints forbid (in place; identity unless overridden)."""
+
+    @property
+    def projected(self) -> bool:
+        """The solver space is the full space restricted by a projection (see :meth:`project`)."""
+        return False
 
     @abstractmethod
     def residual_norm(self, R: PETSc.Vec) -> float:
@@ -58,46 +180,93 @@ class RveBoundaryCondition(ABC):
 
     @abstractmethod
     def prolong(self, x: PETSc.Vec, w: PETSc.Vec) -> None:
-        """Solution x of the constrained system -> full fluctuation w (N,)."""
+        """Solution x of the constrained system -> full fluctuation w (owned part of w)."""
 
     def create_vector(self) -> PETSc.Vec:
-        """A vector of the constrained system's size."""
-        return PETSc.Vec().createSeq(self.size, comm=self.comm)
+        """A vector of the constrained system's layout."""
+        v = PETSc.Vec().create(comm=self.comm)
+        v.setSizes((self.local_size, self.size), bsize=self._block)
+        v.setUp()
+        return v
+
+    @property
+    def _block(self) -> int:
+        return 1
 
     def destroy(self) -> None:
         """Free owned PETSc objects."""
 
 
 class _ProlongationBC(RveBoundaryCondition):
-    """w = P x with P (N x M) a 0/1 matrix: row (node, c) -> column (master(node), c)."""
+    """w = P x with P (N x M) a 0/1 matrix: row (node, c) -> column (master(node), c).
+
+    Args:
+        model: the RVE.
+        master: (owned nodes,) the global number of every owned node's master node, -1 where
+            the node is held at zero. Masters are the nodes that are their own master; they
+            are numbered rank by rank (the columns of P a rank owns are its masters).
+    """
 
     def __init__(self, model: RveModel, master: np.ndarray):
         super().__init__(model)
-        bs = model.V.dofmap.index_map_bs
-        free = master >= 0
-        column = np.full(len(master), -1, dtype=np.int64)
-        masters = np.unique(master[free])
-        column[masters] = np.arange(len(masters))
-        node_column = np.where(free, column[np.where(free, master, 0)], -1)
-        # Expand to block components: dof = node * bs + c.
+        nodes, comm, bs = self.nodes, self.comm, self.nodes.bs
+        is_master = master == nodes.global_index
+        count = int(np.count_nonzero(is_master))
+        offset = comm.exscan(count) or 0
+        reduced = np.full(nodes.count, -1, dtype=np.int64)
+        reduced[is_master] = offset + np.arange(count)
+        self._masters = nodes.x[is_master]
+        node_column = np.where(master < 0, -1, reduced)
+        # Dependent nodes take their master's column, asked of the master's owner.
+        dependent = np.flatnonzero((master >= 0) & ~is_master)
+        node_column[dependent] = self._columns_of(master[dependent], reduced)
+        if np.any(node_column[dependent] < 0):
+            raise RuntimeError("a node's master is not a master node")
         dof_column = (node_column[:, None] * bs + np.arange(bs)).ravel()
         has = (node_column[:, None] >= 0).repeat(bs, axis=1).ravel()
-        #: Column of P of every dof (-1: the dof is fixed to zero), (N,).
+        #: Column of P of every owned dof (-1: the dof is held at zero), (owned dofs,).
         self.columns = np.where(has, dof_column, -1)
         indptr = np.concatenate([[0], np.cumsum(has)]).astype(PETSc.IntType)
         indices = dof_column[has].astype(PETSc.IntType)
-        self._size = len(masters) * bs
+        self._local_size = count * bs
+        self._size = comm.allreduce(self._local_size)
+        N = model.global_dofs
         self.P = PETSc.Mat().createAIJ(
-            size=(len(dof_column), self._size),
-            csr=(indptr, indices, np.ones(len(indices))),
-            comm=self.comm,
+            size=((nodes.dofs, N), (self._local_size, self._size)), bsize=bs,
+            csr=(indptr, indices, np.ones(len(indices))), comm=comm,
         )
         self.P.assemble()
         self._work = self.create_vector()  # restricted residual of residual_norm
 
+    def _columns_of(self, wanted: np.ndarray, reduced: np.ndarray) -> np.ndarray:
+        """Reduced column of global master nodes ``wanted``, from their owners (collective)."""
+        nodes, comm = self.nodes, self.comm
+        owner = nodes.owner(wanted)
+        if comm.size == 1:
+            return reduced[wanted - nodes.starts[0]]
+        requests = [wanted[owner == r] for r in range(comm.size)]
+        asked = comm.alltoall(requests)
+        start = nodes.starts[comm.rank]
+        answers = comm.alltoall([reduced[a - start] for a in asked])
+        out = np.empty(len(wanted), dtype=np.int64)
+        for r in range(comm.size):
+            out[owner == r] = answers[r]
+        return out
+
     @property
     def size(self) -> int:
         return self._size
+
+    @property
+    def local_size(self) -> int:
+        return self._local_size
+
+    @property
+    def _block(self) -> int:
+        return self.nodes.bs
+
+    def _solver_nodes(self):
+        return self._masters
 
     def system_matrix(self, A, K=None):
         return A.ptap(self.P, result=K)
@@ -117,23 +286,21 @@ class _ProlongationBC(RveBoundaryCondition):
         self._work.destroy()
 
 
-def _node_coordinates(model: RveModel) -> np.ndarray:
-    return model.V.tabulate_dof_coordinates()[:, : model.box.dim]
-
-
 class AffineBC(_ProlongationBC):
     """Linear (affine) boundary displacement / temperature: the fluctuation vanishes on dY."""
 
     kind = "affine"
 
     def __init__(self, model: RveModel):
-        x = _node_coordinates(model)
-        master = np.where(model.box.on_boundary(x), -1, np.arange(len(x)))
-        super().__init__(model, master)
+        nodes = OwnedNodes(model)
+        super().__init__(model, np.where(model.box.on_boundary(nodes.x), -1, nodes.global_index))
 
 
 class PeriodicBC(_ProlongationBC):
     """Periodic fluctuation; its value at the corners is fixed to zero (fixes the constant).
+
+    The boundary nodes of all ranks are gathered (coordinates and global numbers) and matched
+    by :func:`fe2.rve.periodicity.periodic_masters`, the same on every rank.
 
     Raises:
         MeshNotPeriodicError: if boundary nodes on opposite faces do not match.
@@ -142,13 +309,30 @@ class PeriodicBC(_ProlongationBC):
     kind = "periodic"
 
     def __init__(self, model: RveModel):
-        x = _node_coordinates(model)
-        master = periodic_masters(x, model.box)
-        corner = np.flatnonzero(model.box.on_lo(x).all(axis=1))
+        nodes, box, comm = OwnedNodes(model), model.box, model.comm
+        on_boundary = np.flatnonzero(box.on_boundary(nodes.x))
+        x = gather(comm, nodes.x[on_boundary])
+        number = gather(comm, nodes.global_index[on_boundary])
+        master = number[periodic_masters(x, box)]
+        corner = np.flatnonzero(box.on_lo(x).all(axis=1))
         if len(corner) != 1:
-            raise ValueError(f"expected one node at the corner {model.box.lo}, found {len(corner)}")
-        master[master == corner[0]] = -1
-        super().__init__(model, master)
+            raise ValueError(f"expected one node at the corner {box.lo}, found {len(corner)}")
+        master[master == number[corner[0]]] = -1
+        first = comm.exscan(len(on_boundary)) or 0
+        masters = nodes.global_index.copy()
+        masters[on_boundary] = master[first : first + len(on_boundary)]
+        super().__init__(model, masters)
+
+
+class _ProjectedOperator:
+    """Pi A Pi as a PETSc shell matrix (python context), A refilled in place by the caller."""
+
+    def __init__(self, A: PETSc.Mat, bc: TractionBC):
+        self.A, self.bc = A, bc
+
+    def mult(self, mat, x, y):
+        self.A.mult(x, y)
+        self.bc.project(y)
 
 
 class TractionBC(RveBoundaryCondition):
@@ -159,17 +343,24 @@ class TractionBC(RveBoundaryCondition):
         int_dY w_c n_j dS = 0   (c < bs, j < dim)   -> <grad w> = 0, removes rotations,
         int_Y  w_c dx     = 0   (c < bs)            -> removes translations.
 
-    The rows are scaled to the size of A's diagonal; only the (unreported) multipliers change.
+    Args:
+        model: the RVE.
+        multipliers: impose them by Lagrange multipliers (for direct solvers; the rows are
+            scaled to the size of A's diagonal, which only changes the unreported
+            multipliers), else by projection (for Krylov solvers; see the module docstring).
     """
 
     kind = "traction"
 
-    def __init__(self, model: RveModel):
+    def __init__(self, model: RveModel, *, multipliers: bool = True):
         super().__init__(model)
-        self.B = self._constraint_rows()
-        self.N = self.B.shape[1]
-        self._BBt_inv = np.linalg.inv(self.B @ self.B.T)
+        self.multipliers = multipliers
+        self.B = self._constraint_rows()  # (m, owned dofs)
+        self.N = model.global_dofs
+        self._BBt_inv = np.linalg.inv(model.sum(self.B @ self.B.T))
         self._scale: float | None = None
+        last = self.comm.rank == self.comm.size - 1
+        self._extra = len(self.B) if multipliers and last else 0  # multipliers held by the last rank
 
     def _constraint_rows(self) -> np.ndarray:
         model = self.model
@@ -182,51 +373,99 @@ class TractionBC(RveBoundaryCondition):
         boundary = fem.form(ufl.inner(v, pick) * ufl.dot(n, normal) * ufl.ds)
         volume = fem.form(ufl.inner(v, pick) * ufl.dx)
         components = np.eye(int(np.prod(shape))).reshape(-1, *shape)
+        owned = self.nodes.dofs
+
+        def row(form) -> np.ndarray:
+            vector = fem.assemble_vector(form)
+            vector.scatter_reverse(la.InsertMode.add)
+            return vector.array[:owned].copy()
+
         rows = []
         for e_c in components:
             pick.value = e_c
             for e_j in np.eye(dim):
                 normal.value = e_j
-                rows.append(fem.assemble_vector(boundary).array.copy())
-            rows.append(fem.assemble_vector(volume).array.copy())
+                rows.append(row(boundary))
+            rows.append(row(volume))
         return np.array(rows)
 
     @property
     def size(self) -> int:
-        return self.N + self.B.shape[0]
+        return self.N + (len(self.B) if self.multipliers else 0)
+
+    @property
+    def local_size(self) -> int:
+        return self.nodes.dofs + self._extra
+
+    @property
+    def projected(self) -> bool:
+        return not self.multipliers
+
+    def _solver_nodes(self):
+        return self.nodes.x
+
+    def _project(self, R: np.ndarray) -> np.ndarray:
+        """R - B^T (B B^T)^-1 B R of owned entries R (owned dofs,)."""
+        return R - self.B.T @ (self._BBt_inv @ self.model.sum(self.B @ R))
+
+    def project(self, v):
+        v.array[: self.nodes.dofs] = self._project(v.array_r[: self.nodes.dofs])
 
     def residual_norm(self, R):
         """Norm of R projected on the null space of B: R - B^T (B B^T)^-1 B R."""
-        R = R.array_r
-        return float(np.linalg.norm(R - self.B.T @ (self._BBt_inv @ (self.B @ R))))
+        return float(np.sqrt(self.model.sum(float(np.sum(self._project(R.array_r) ** 2)))))
 
     def system_matrix(self, A, K=None):
-        """[[A, s B^T], [s B, 0]] as one AIJ matrix (B rows stored sparse)."""
+        """Multipliers: [[A, s B^T], [s B, 0]] as one AIJ matrix (B rows stored sparse, held
+        by the last rank). Projection: the shell Pi A Pi."""
+        if not self.multipliers:
+            if K is None:
+                K = PETSc.Mat().createPython(A.getSizes(), context=_ProjectedOperator(A, self), comm=self.comm)
+                K.setUp()
+            return K
         csr = self._augmented_csr(A)
         if K is None:
-            N, m = self.N, self.B.shape[0]
-            K = PETSc.Mat().createAIJ(size=(N + m, N + m), csr=csr, comm=self.comm)
+            sizes = (self.local_size, self.size)
+            K = PETSc.Mat().createAIJ(size=(sizes, sizes), csr=csr, comm=self.comm)
         else:
             K.zeroEntries()
             K.setValuesCSR(*csr)
         K.assemble()
         return K
 
+    def preconditioner_matrix(self, A, K, M=None):
+        """Projection: the singular A itself (the constrained preconditioner handles its null
+        space)."""
+        return K if self.multipliers else A
+
+    @property
+    def rows(self) -> np.ndarray:
+        """The constraint rows B, (m, owned dofs)."""
+        return self.B
+
+    def reduce(self, values):
+        """Sum over the ranks."""
+        return self.model.sum(values)
+
     def _augmented_csr(self, A):
+        comm = self.comm
         indptr, indices, data = A.getValuesCSR()
         N, m = self.N, self.B.shape[0]
+        rstart = A.getOwnershipRange()[0]
         if self._scale is None:  # fixed at the first call: K keeps one pattern and scaling
-            self._scale = np.abs(A.getDiagonal().array).max() / np.abs(self.B).max()
+            diagonal = comm.allreduce(float(np.abs(A.getDiagonal().array).max(initial=0.0)), op=MPI.MAX)
+            self._scale = diagonal / comm.allreduce(float(np.abs(self.B).max(initial=0.0)), op=MPI.MAX)
         B = self.B * self._scale
+        n = B.shape[1]
         # Columns N + r appended to row i wherever B[r, i] != 0.
-        extra = (B != 0).T  # (N, m)
+        extra = (B != 0).T  # (n, m)
         counts = extra.sum(axis=1)
         row_len = np.diff(indptr) + counts
         new_indptr = np.concatenate([[0], np.cumsum(row_len)])
         nnz_top = new_indptr[-1]
         new_indices = np.empty(nnz_top, dtype=PETSc.IntType)
         new_data = np.empty(nnz_top)
-        row_of = np.repeat(np.arange(N), np.diff(indptr))
+        row_of = np.repeat(np.arange(n), np.diff(indptr))
         old_pos = np.arange(len(indices)) + (new_indptr[:-1] - indptr[:-1])[row_of]
         new_indices[old_pos] = indices
         new_data[old_pos] = data
@@ -235,25 +474,33 @@ class TractionBC(RveBoundaryCondition):
         rank = np.arange(len(rows)) - np.concatenate([[0], np.cumsum(counts)])[rows]
         new_indices[start + rank] = N + cols
         new_data[start + rank] = B[cols, rows]
-        # Bottom rows: B with an explicit zero diagonal for the multipliers.
+        # Bottom rows (last rank): B with an explicit zero diagonal for the multipliers.
         bottom_indices, bottom_data, bottom_len = [], [], []
         for r in range(m):
             nz = np.flatnonzero(B[r])
-            bottom_indices += [nz, [N + r]]
-            bottom_data += [B[r, nz], [0.0]]
-            bottom_len.append(len(nz) + 1)
+            columns = gather(comm, rstart + nz)
+            values = gather(comm, B[r, nz])
+            if self._extra:
+                bottom_indices += [columns, [N + r]]
+                bottom_data += [values, [0.0]]
+                bottom_len.append(len(columns) + 1)
         return (
-            np.concatenate([new_indptr, nnz_top + np.cumsum(bottom_len)]).astype(PETSc.IntType),
+            np.concatenate([new_indptr, nnz_top + np.cumsum(bottom_len, dtype=np.int64)]).astype(PETSc.IntType),
             np.concatenate([new_indices, *bottom_indices]).astype(PETSc.IntType),
             np.concatenate([new_data, *bottom_data]),
         )
 
     def restrict(self, b, r):
-        r.array[: self.N] = b.array_r
-        r.array[self.N :] = 0.0
+        n = self.nodes.dofs
+        if self.multipliers:
+            r.array[:n] = b.array_r
+            r.array[n:] = 0.0
+        else:
+            r.array[:] = self._project(b.array_r)
 
     def prolong(self, x, w):
-        w.array[:] = x.array_r[: self.N]
+        n = self.nodes.dofs
+        w.array[:] = x.array_r[:n] if self.multipliers else self._project(x.array_r)
 
 
 BOUNDARY_CONDITIONS: dict[str, type[RveBoundaryCondition]] = {
@@ -261,12 +508,13 @@ BOUNDARY_CONDITIONS: dict[str, type[RveBoundaryCondition]] = {
 }
 
 
-def make_boundary_condition(kind: str, model: RveModel) -> RveBoundaryCondition:
-    """Boundary condition by name: 'periodic', 'affine' or 'traction'."""
+def make_boundary_condition(kind: str, model: RveModel, *, iterative: bool = False) -> RveBoundaryCondition:
+    """Boundary condition by name: 'periodic', 'affine' or 'traction'; ``iterative``: for a
+    Krylov solver (the traction constraints by projection instead of multipliers)."""
     try:
         cls = BOUNDARY_CONDITIONS[kind]
     except KeyError:
         raise ValueError(
             f"unknown RVE boundary condition {kind!r}; expected one of {sorted(BOUNDARY_CONDITIONS)}"
         ) from None
-    return cls(model)
+    return cls(model, multipliers=not iterative) if cls is TractionBC else cls(model)

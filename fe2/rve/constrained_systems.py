@@ -29,8 +29,8 @@ import numpy as np
 
 from fe2.fem.element_operators import MatrixSlots, Scatter
 from fe2.linalg.cholesky import BatchedCholesky, unique_keys
-from fe2.linalg.petsc_lu import PetscLU
-from fe2.rve.boundary_conditions import RveBoundaryCondition, TractionBC
+from fe2.linalg.petsc_lu import PetscKrylov, PetscLU
+from fe2.rve.boundary_conditions import RveBoundaryCondition, TractionBC, rigid_mode_dofs
 from fe2.rve.model import RveModel
 
 
@@ -41,10 +41,16 @@ from fe2.rve.model import RveModel
 CHOLESKY_LIMIT = 10_000_000
 
 
-def linear_solver(n: int, rows: np.ndarray, cols: np.ndarray, options=None):
-    """The factorisation of symmetric matrices of the lower pattern (rows, cols): the batched
-    Cholesky, or PETSc LU point by point above :data:`CHOLESKY_LIMIT` multiply-adds; and the
-    memory of one matrix's factor in bytes."""
+def matrix_solver(n: int, rows: np.ndarray, cols: np.ndarray, options=None, *, kind: str = "direct",
+                  block_size: int = 1, near_null: np.ndarray | None = None, embed=None):
+    """The solver of symmetric matrices of the lower pattern (rows, cols) and the memory of
+    one matrix's factor in bytes. Direct: the batched Cholesky, or PETSc LU point by point
+    above :data:`CHOLESKY_LIMIT`. Iterative: CG + GAMG point by point, with the block size,
+    near null space and embedding of :class:`fe2.linalg.petsc_lu.PetscKrylov`."""
+    if kind == "iterative":
+        krylov = PetscKrylov(n, rows, cols, options=options, block_size=block_size, near_null=near_null,
+                             embed=embed)
+        return krylov, krylov.bytes_per_matrix()
     cholesky = BatchedCholesky(n, rows, cols)
     if cholesky.flops <= CHOLESKY_LIMIT:
         return cholesky, cholesky.bytes_per_matrix()
@@ -64,8 +70,8 @@ class SystemFactor(ABC):
 class ConstrainedSystem(ABC):
     """Restriction, residual norms and factorisation of the constrained system of P points."""
 
-    def __init__(self, model: RveModel, bc: RveBoundaryCondition, options=None):
-        self.model, self.bc, self.options = model, bc, options
+    def __init__(self, model: RveModel, bc: RveBoundaryCondition, options=None, *, linear_solver: str = "direct"):
+        self.model, self.bc, self.options, self.kind = model, bc, options, linear_solver
         self.N = model.operators.num_dofs
 
     @abstractmethod
@@ -125,8 +131,8 @@ class _ProlongationFactor(SystemFactor):
 class ProlongationSystem(ConstrainedSystem):
     """K = P^T A P for w = P x (periodic or affine BC)."""
 
-    def __init__(self, model: RveModel, bc: RveBoundaryCondition, options=None):
-        super().__init__(model, bc, options)
+    def __init__(self, model: RveModel, bc: RveBoundaryCondition, options=None, *, linear_solver: str = "direct"):
+        super().__init__(model, bc, options, linear_solver=linear_solver)
         self.columns = bc.columns
         self.free = np.flatnonzero(self.columns >= 0)
         M = bc.size
@@ -134,7 +140,9 @@ class ProlongationSystem(ConstrainedSystem):
         I, J = _element_pairs(model.operators.cell_dofs, self.columns)
         slot, rows, cols = _lower_slots(I, J, M)  # K is symmetric: its lower triangle
         self.assemble_matrix = MatrixSlots(model.operators, slot, len(rows))
-        self.linear, self._factor_bytes = linear_solver(M, rows, cols, options)
+        self.linear, self._factor_bytes = matrix_solver(
+            M, rows, cols, options, kind=self.kind, block_size=bc.nodes.bs,
+            near_null=bc.near_null_space() if self.kind == "iterative" else None)
 
     @property
     def bytes_per_point(self) -> int:
@@ -149,30 +157,6 @@ class ProlongationSystem(ConstrainedSystem):
 
 
 # ---------------------------------------------------------------------- traction
-
-
-def rigid_mode_dofs(model: RveModel) -> np.ndarray:
-    """Dofs that fix the rigid modes of the unconstrained RVE operator (3-2-1 nodes).
-
-    Scalar field: one node (constants). Vector field: node a near the lo corner (all
-    components), node b along x from it (components 2..d), in 3D node c along y (component 3).
-    """
-    box, V = model.box, model.V
-    bs = V.dofmap.index_map_bs
-    x = V.tabulate_dof_coordinates()[:, : box.dim]
-    def nearest(target):
-        return int(np.argmin(np.linalg.norm(x - target, axis=1)))
-    a = nearest(box.lo)
-    if bs == 1:
-        return np.array([a])
-    along = [box.lo + np.eye(box.dim)[i] * box.lengths[i] for i in range(box.dim)]
-    dofs = [a * bs + c for c in range(bs)]
-    b = nearest(along[0])
-    dofs += [b * bs + c for c in range(1, bs)]
-    if box.dim == 3:
-        c = nearest(along[1])
-        dofs.append(c * bs + 2)
-    return np.array(sorted(dofs))
 
 
 class _TractionFactor(SystemFactor):
@@ -212,8 +196,8 @@ class _TractionFactor(SystemFactor):
 class TractionSystem(ConstrainedSystem):
     """[[A, B^T], [B, 0]] by block elimination around the rigid-mode dofs (see module doc)."""
 
-    def __init__(self, model: RveModel, bc: TractionBC, options=None):
-        super().__init__(model, bc, options)
+    def __init__(self, model: RveModel, bc: TractionBC, options=None, *, linear_solver: str = "direct"):
+        super().__init__(model, bc, options, linear_solver=linear_solver)
         N = self.N
         self.B = bc.B  # (m, N) constraint rows
         self._BBt_inv = np.linalg.inv(self.B @ self.B.T)
@@ -235,7 +219,11 @@ class TractionSystem(ConstrainedSystem):
         slot = np.where((Iq >= 0) & (Jp >= 0), self.num_qq + Iq * r + Jp, slot)
         slot = np.where((Ip >= 0) & (Jp >= 0), self.num_qq + Nq * r + Ip * r + Jp, slot)
         self.assemble_matrix = MatrixSlots(model.operators, slot, self.num_qq + Nq * r + r * r)
-        self.linear, self._factor_bytes = linear_solver(Nq, rows, cols, options)
+        # Iterative: A_qq solved inside the full space (the p rows held), whose node blocks
+        # and rigid modes GAMG needs.
+        self.linear, self._factor_bytes = matrix_solver(
+            Nq, rows, cols, options, kind=self.kind, block_size=bc.nodes.bs,
+            near_null=bc.near_null_space() if self.kind == "iterative" else None, embed=(self.q, N))
 
     @property
     def bytes_per_point(self) -> int:
@@ -270,6 +258,7 @@ class TractionSystem(ConstrainedSystem):
         S -= np.einsum("pqi,pjq->pij", coupling, Z)
         failed = factor.failed.copy()
         S_inv = np.zeros_like(S)
+        failed |= ~np.isfinite(S).reshape(P, -1).all(axis=1)  # an iterative solve of Z failed
         for i in range(P):  # tiny dense systems; a singular one fails that point only
             if not failed[i]:
                 try:
@@ -279,8 +268,9 @@ class TractionSystem(ConstrainedSystem):
         return _TractionFactor(self, tangent, factor, A_qp, Z, S_inv, scale, failed)
 
 
-def make_constrained_system(model: RveModel, bc: RveBoundaryCondition, options=None) -> ConstrainedSystem:
+def make_constrained_system(model: RveModel, bc: RveBoundaryCondition, options=None, *,
+                            linear_solver: str = "direct") -> ConstrainedSystem:
     """The array form of a boundary condition object (``options``: PETSc options of the LU
-    used for large factors)."""
+    used for large factors, or of the iterative solver)."""
     cls = TractionSystem if isinstance(bc, TractionBC) else ProlongationSystem
-    return cls(model, bc, options)
+    return cls(model, bc, options, linear_solver=linear_solver)

@@ -42,20 +42,21 @@ class EffectiveTensor:
 
 def effective_tensor(
     model: RveModel, bc: str, *, solver_options: Mapping[str, Any] | None = None,
-    batch: int | str = "auto",
+    batch: int | str = "auto", linear_solver: str = "auto",
 ) -> EffectiveTensor:
     """Apparent tensor of the RVE under boundary condition ``bc``.
 
     Args:
         model: the discretised RVE.
         bc: 'periodic', 'affine' or 'traction'.
-        solver_options: PETSc options for the direct solver (default: MUMPS LU).
+        solver_options: PETSc options of the linear solver (default: MUMPS LU, or CG + GAMG).
         batch: the RVE solver backend (see :func:`fe2.rve.factory.make_rve_solver`).
+        linear_solver: 'direct', 'iterative' or 'auto' (by the number of dofs).
     """
     t0 = time.perf_counter()
     # The full path (not the elastic shortcut): the same numbers, with a timing breakdown.
     solver = make_rve_solver(model, bc, batch=batch, petsc_options=solver_options, elastic_shortcut=False,
-                             single=True)
+                             single=True, linear_solver=linear_solver)
     setup = time.perf_counter() - t0
     try:
         response, _ = solver.solve(model.physics.reference_strain, solver.initial_state())
@@ -68,6 +69,6 @@ def effective_tensor(
         C=response.tangent,
         hill_mandel_residual=response.tangent_hill_mandel_residual,
         strain_average_error=response.strain_average_error,
-        dofs={"fluctuation": model.num_dofs, "system": int(size)},
+        dofs={"fluctuation": model.global_dofs, "system": int(size)},
         timings={"setup": setup, **timings},
     )

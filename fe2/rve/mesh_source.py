@@ -1,4 +1,5 @@
-"""The RVE mesh of a study: read or generated (once, on rank 0), on every rank; phase tags checked."""
+"""The RVE mesh of a study: read or generated (once, on rank 0), on every rank or shared out
+over the ranks of a group; phase tags checked."""
 
 from __future__ import annotations
 
@@ -19,17 +20,21 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def load_rve_mesh(source: MeshSource, comm: MPI.Comm, *, key: str = "mesh") -> tuple[RveMesh, bytes | None]:
-    """The RVE mesh on every rank, on ``MPI.COMM_SELF`` (collective on ``comm``).
+def load_rve_mesh(source: MeshSource, comm: MPI.Comm, *, key: str = "mesh",
+                  group: MPI.Comm = MPI.COMM_SELF, content: bytes | None = None) -> tuple[RveMesh, bytes | None]:
+    """The RVE mesh on every rank, on ``group`` (collective on ``comm``): ``MPI.COMM_SELF``
+    (a whole copy per rank), or a sub-communicator of ``comm`` over which DOLFINx distributes
+    it (the group's first rank reads the file).
 
     A generated mesh is made once, on rank 0, and its file content broadcast (ranks may not
-    share a file system). Returns the mesh and, if generated, the .msh file content.
+    share a file system). Returns the mesh and, if generated, the .msh file content (pass it
+    back as ``content`` to read the same generated mesh again without generating it).
     """
     errors = (InputError,)
 
     def read(path: Path) -> RveMesh:
         try:
-            return read_rve_mesh(path, MPI.COMM_SELF)
+            return read_rve_mesh(path, group)
         except (ValueError, OSError) as exc:
             raise InputError(f"{key}.file: {exc}") from None
 
@@ -47,8 +52,11 @@ def load_rve_mesh(source: MeshSource, comm: MPI.Comm, *, key: str = "mesh") -> t
         path = Path(tmp) / "rve.msh"
         if comm.rank == 0:
             log.info("generating the RVE mesh (%s)", source.generate.type)
-        content = comm.bcast(collectively(comm, lambda: generate(path), errors=errors))
-        if comm.rank != 0:
+        if content is None:
+            content = comm.bcast(collectively(comm, lambda: generate(path), errors=errors))
+            if comm.rank != 0:
+                path.write_bytes(content)
+        else:
             path.write_bytes(content)
         return collectively(comm, lambda: read(path), errors=errors), content
 

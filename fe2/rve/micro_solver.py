@@ -26,7 +26,7 @@ import numpy as np
 
 from fe2.convergence import ROUNDOFF_FACTOR
 from fe2.errors import ComputationError
-from fe2.materials.cauchy_born import rve_stability_fields
+from fe2.materials.cauchy_born import reduce_stability_fields, rve_stability_fields
 from fe2.rve.model import History, RveModel
 
 #: A direct solve meets Hill-Mandel and <eps> = E to round-off (~1e-14 here); beyond this the
@@ -234,18 +234,25 @@ class MicroSolver(ABC):
                       responses: Sequence[RveResponse | None]) -> dict[str, np.ndarray]:
         """Scalar outputs per point, name -> (m,): ``rve_newton_iterations`` of the last solve;
         if a phase has one, the RVE average of the equivalent plastic strain; for Cauchy-Born
-        phases the stability checks reduced over the RVE (the least stable point)."""
+        phases the stability checks reduced over the RVE (the least stable point). Collective
+        on a distributed RVE (reduced over its ranks)."""
         model = self.model
         outputs = {"rve_newton_iterations": np.array(
             [r.iterations if r is not None else 0 for r in responses], dtype=float)}
         plastic = [t for t, h in model.initial_history().items() if "equivalent_plastic_strain" in h]
         if plastic:
             weights = {t: model.dV[model.phase_cells[t]].ravel() / model.volume for t in plastic}
-            outputs["equivalent_plastic_strain"] = np.array([
+            outputs["equivalent_plastic_strain"] = model.sum(np.array([
                 sum(weights[t] @ s.history[t]["equivalent_plastic_strain"] for t in plastic)
                 for s in states
-            ])
-        outputs.update(rve_stability_fields(model.phases, [s.history for s in states], model.physics.dim))
+            ]))
+        stability = rve_stability_fields(model.phases, [s.history for s in states], model.physics.dim)
+        if stability and model.distributed:  # the least stable point over the ranks
+            parts = model.comm.allgather(stability)
+            merged = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+            m = len(states)
+            stability = reduce_stability_fields(merged, np.tile(np.arange(m), len(parts)), m)
+        outputs.update(stability)
         return outputs
 
     def destroy(self) -> None:

@@ -10,7 +10,12 @@ law maps it to the stress and the consistent tangent at the quadrature points:
 
 The model is shared by every solver of the RVE type and holds nothing that changes during a
 solve: the micro solvers (:mod:`fe2.rve.newton`, :mod:`fe2.rve.batched`) own their work
-arrays. Arrays at quadrature points have shape (P, num_cells, num_qp, ...) for P points
+arrays.
+
+The mesh may be distributed over the ranks of a communicator (a large RVE solved by several
+ranks together): quadrature arrays then cover the cells this rank owns, fluctuation arrays
+the dofs it holds (owned and ghosts), and volume averages and other reductions are summed
+over the communicator (collective calls; a no-op on one process). Arrays at quadrature points have shape (P, num_cells, num_qp, ...) for P points
 solved together (P = 1 for one solve); a stacked :data:`History` holds the P points' phase
 variables one after the other, (P * num_phase_qp, ...).
 """
@@ -23,6 +28,7 @@ from dataclasses import dataclass
 
 import dolfinx
 import numpy as np
+from mpi4py import MPI
 
 from fe2.errors import InputError
 from fe2.fem.element_operators import ElementOperators, element_operators
@@ -35,6 +41,19 @@ log = logging.getLogger(__name__)
 
 #: History of one RVE: phase tag -> variable name -> array (num_phase_points, ...).
 History = dict[int, dict[str, np.ndarray]]
+
+
+def allreduce(comm: MPI.Comm, values, op=MPI.SUM):
+    """``values`` (a number or an array) reduced over ``comm`` (arrays by buffer, in their dtype)."""
+    if comm.size == 1:
+        return values
+    array = np.asarray(values)
+    if array.ndim == 0:
+        return comm.allreduce(array.item(), op=op)
+    array = np.ascontiguousarray(array)
+    out = np.empty_like(array)
+    comm.Allreduce(array, out, op=op)
+    return out
 
 
 class RveInputError(InputError):
@@ -79,7 +98,7 @@ class RveModel:
     """Function space, phase laws and quadrature of an RVE (immutable during solves).
 
     Args:
-        mesh: RVE mesh on a single process (``MPI.COMM_SELF``), filling a box.
+        mesh: RVE mesh filling a box, on one process or distributed over its communicator.
         cell_tags: cell markers, one value per phase.
         physics: the field problem (its ``dim`` must equal the mesh's).
         phases: phase tag -> material law (of this physics).
@@ -95,8 +114,7 @@ class RveModel:
         *,
         degree: int = 1,
     ):
-        if mesh.comm.size != 1:
-            raise RveInputError("an RVE mesh must live on one process (MPI.COMM_SELF)")
+        self.comm = mesh.comm
         dim = mesh.geometry.dim
         if physics.dim != dim:
             raise RveInputError(f"{physics.name} in {physics.dim}D on a {dim}D mesh")
@@ -107,12 +125,14 @@ class RveModel:
                 )
         self.mesh, self.cell_tags, self.physics, self.degree = mesh, cell_tags, physics, degree
         self.phases = dict(phases)
-        self.box = Box.bounding(mesh.geometry.x[:, :dim])
+        x = mesh.geometry.x[:, :dim]
+        self.box = Box(lo=allreduce(self.comm, x.min(axis=0), MPI.MIN),
+                       hi=allreduce(self.comm, x.max(axis=0), MPI.MAX))
         self.space = QuadratureSpace(mesh, physics, degree, fluctuation=True)
         space = self.space
         self.V, self.dV, self.num_qp = space.V, space.dV, space.num_qp
         self.quadrature_degree = space.quadrature_degree
-        self.volume = float(self.dV.sum())
+        self.volume = float(self.sum(self.dV.sum()))
         if abs(self.volume - self.box.volume) > 1e-8 * self.box.volume:
             raise RveInputError(
                 f"the RVE mesh does not fill its bounding box: mesh volume {self.volume:.12g}, "
@@ -126,9 +146,31 @@ class RveModel:
         return self.space.num_cells
 
     @property
+    def distributed(self) -> bool:
+        """The mesh is shared out over several ranks."""
+        return self.comm.size > 1
+
+    @property
     def num_dofs(self) -> int:
-        """Number of scalar degrees of freedom of the fluctuation."""
-        return self.V.dofmap.index_map.size_local * self.V.dofmap.index_map_bs
+        """Length of this rank's fluctuation array: the scalar dofs it owns and its ghosts
+        (all dofs on one process)."""
+        index_map = self.V.dofmap.index_map
+        return (index_map.size_local + index_map.num_ghosts) * self.V.dofmap.index_map_bs
+
+    @property
+    def global_dofs(self) -> int:
+        """Number of scalar degrees of freedom of the fluctuation over all ranks."""
+        return self.V.dofmap.index_map.size_global * self.V.dofmap.index_map_bs
+
+    def sum(self, values):
+        """Sum of a float or array over the ranks of the mesh (collective)."""
+        return allreduce(self.comm, values)
+
+    def all(self, flags) -> np.ndarray | bool:
+        """Logical AND of boolean flags (a bool or array) over the ranks (collective)."""
+        if self.comm.size == 1:
+            return flags
+        return allreduce(self.comm, np.asarray(flags, dtype=bool), MPI.LAND)
 
     @property
     def operators(self) -> ElementOperators:
@@ -143,8 +185,10 @@ class RveModel:
         return all(material.is_linear for material in self.phases.values())
 
     def _phase_cells(self) -> dict[int, np.ndarray]:
-        """Cells of each phase; every cell must belong to exactly one phase."""
-        tags_in_mesh = sorted(set(np.unique(self.cell_tags.values).tolist()))
+        """Owned cells of each phase; every cell must belong to exactly one phase (checked over
+        all ranks, the same error on each)."""
+        local_tags = set(np.unique(self.cell_tags.values).tolist())
+        tags_in_mesh = sorted(set().union(*self.comm.allgather(local_tags)))
         covered = np.zeros(self.num_cells, dtype=bool)
         cells = {}
         for tag in self.phases:
@@ -152,12 +196,14 @@ class RveModel:
                 raise RveInputError(
                     f"phase tag {tag} is not in the mesh (its cell tags are {tags_in_mesh})"
                 )
-            cells[tag] = np.sort(self.cell_tags.find(tag))
+            found = self.cell_tags.find(tag)
+            cells[tag] = np.sort(found[found < self.num_cells])
             covered[cells[tag]] = True
-        if not covered.all():
+        uncovered = int(self.sum(np.count_nonzero(~covered)))
+        if uncovered:
             missing = sorted(set(tags_in_mesh) - set(self.phases))
             raise RveInputError(
-                f"{np.count_nonzero(~covered)} cells have no phase: cell tags {missing} "
+                f"{uncovered} cells have no phase: cell tags {missing} "
                 f"are in the mesh but not among the phases"
             )
         return cells
@@ -213,12 +259,13 @@ class RveModel:
     # ------------------------------------------------------------------ averages
 
     def average(self, values: np.ndarray) -> np.ndarray:
-        """Volume average of a quadrature array (num_cells, num_qp, ...) of one state."""
-        return np.tensordot(self.dV, values, axes=([0, 1], [0, 1])) / self.volume
+        """Volume average of a quadrature array (num_cells, num_qp, ...) of one state
+        (collective)."""
+        return self.sum(np.tensordot(self.dV, values, axes=([0, 1], [0, 1]))) / self.volume
 
     def point_averages(self, values: np.ndarray) -> np.ndarray:
-        """Volume averages of P states: (P, num_cells, num_qp, ...) -> (P, ...)."""
-        return np.einsum("cq,pcq...->p...", self.dV, values) / self.volume
+        """Volume averages of P states: (P, num_cells, num_qp, ...) -> (P, ...) (collective)."""
+        return self.sum(np.einsum("cq,pcq...->p...", self.dV, values)) / self.volume
 
     def averages(self, stress: np.ndarray, strain: np.ndarray) -> Averages:
         """<sigma>, <eps> and the Hill-Mandel work terms of P states, (P, num_cells, num_qp, n) each."""
@@ -231,9 +278,8 @@ class RveModel:
         )
 
     def volume_fractions(self) -> dict[int, float]:
-        """Volume fraction of each phase tag (sum = 1)."""
+        """Volume fraction of each phase tag (sum = 1; collective)."""
         cell_volume = self.dV.sum(axis=1)
-        return {
-            tag: float(cell_volume[cells].sum() / self.volume)
-            for tag, cells in self.phase_cells.items()
-        }
+        tags = list(self.phase_cells)
+        volumes = self.sum(np.array([cell_volume[self.phase_cells[t]].sum() for t in tags]))
+        return {tag: float(v / self.volume) for tag, v in zip(tags, volumes)}

@@ -25,8 +25,15 @@ answer -- exact, not an approximation -- with the virgin tangent; otherwise Newt
 from there.
 
 The points of a batch are solved one after the other, each with DOLFINx assembly and a
-PETSc factorisation: the reference the batched backend (:mod:`fe2.rve.batched`) is tested
-against.
+PETSc solver: the reference the batched backend (:mod:`fe2.rve.batched`) is tested against.
+The linear solver is direct (MUMPS) or iterative (CG + GAMG, :mod:`fe2.rve.solver`); with the
+iterative one, a Newton correction is solved to a tenth of the Newton target (no further:
+its accuracy cannot show in the residual), and each sensitivity solve is warm-started from
+the same column of the previous solve.
+
+Distributed RVEs: the mesh may be shared out over the ranks of its communicator; every
+method is then collective on it (PETSc vectors and matrices in parallel, averages and the
+tests that decide what to do next reduced over the ranks, so all ranks take the same path).
 """
 
 from __future__ import annotations
@@ -50,7 +57,7 @@ from fe2.rve.micro_solver import (
     consistency_error, hill_mandel, same_history,
 )
 from fe2.rve.model import History, RveModel
-from fe2.rve.solver import DirectSolver, SolveError
+from fe2.rve.solver import SolveError, make_linear_solver
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +74,10 @@ class PointwiseRveSolver(MicroSolver):
         model: the discretised RVE.
         bc: 'periodic', 'affine' or 'traction'.
         newton: tolerances.
-        petsc_options: options of the direct solver (default MUMPS LU).
+        petsc_options: options of the linear solver (default MUMPS LU, or CG + GAMG).
         elastic_shortcut: answer never-yielded points without Newton when they stay elastic
             (small strain only; see the module docstring).
+        linear_solver: 'direct' or 'iterative' (:mod:`fe2.rve.solver`).
     """
 
     def __init__(
@@ -80,8 +88,11 @@ class PointwiseRveSolver(MicroSolver):
         newton: NewtonOptions = NewtonOptions(),
         petsc_options: Mapping[str, Any] | None = None,
         elastic_shortcut: bool = True,
+        linear_solver: str = "direct",
     ):
         super().__init__(model, bc, newton)
+        self.linear_solver = linear_solver
+        iterative = linear_solver == "iterative"
         physics = model.physics
         self.forms = QuadratureForms(model.mesh, physics, model.degree, space=model.space)
         self.w = fem.Function(model.V, name="fluctuation")
@@ -95,16 +106,21 @@ class PointwiseRveSolver(MicroSolver):
         self._fields = None  # RveFields of the model, built on the first request
         self.elastic_shortcut = elastic_shortcut and physics.elastic_shortcut
         self._virgin: tuple | None = None  # (W (n, N), tangent, HM residuals, tangent_qp)
-        self.bc = make_boundary_condition(bc, model)
+        self.bc = make_boundary_condition(bc, model, iterative=iterative)
         self.J = create_matrix(self.forms.jacobian)
         self.K: PETSc.Mat | None = None
+        self.M: PETSc.Mat | None = None  # preconditioner matrix (iterative)
         self.R = self.w.x.petsc_vec.duplicate()
-        self.dw = self.w.x.petsc_vec.duplicate()
+        self.dw_f = fem.Function(model.V)  # Newton step / sensitivity field, ghosts included
+        self.dw = self.dw_f.x.petsc_vec
         self.r, self.x = self.bc.create_vector(), self.bc.create_vector()
-        self.solver = DirectSolver(
-            model.mesh.comm, prefix=f"fe2_rve_{bc}_{id(self)}_", options=petsc_options
+        self.solver = make_linear_solver(
+            linear_solver, model.comm, prefix=f"fe2_rve_{bc}_{id(self)}_", options=petsc_options,
+            near_null=self.bc.near_null_space() if iterative else None,
+            constraints=self.bc if self.bc.projected else None,
         )
         self._factorized_tangent: np.ndarray | None = None  # tangent behind the factorisation
+        self._guesses: list[PETSc.Vec] = []  # the last sensitivity solutions (warm starts)
 
     # ------------------------------------------------------------------ batch = loop
 
@@ -133,13 +149,20 @@ class PointwiseRveSolver(MicroSolver):
         update = self.model.constitutive_update(self.strain_qp[None], history)
         self.forms.stress_qp[:] = update.stress[0]
         self.forms.tangent_qp[:] = update.tangent[0]
-        return update.history, bool(update.ok[0])
+        return update.history, bool(self.model.all(bool(update.ok[0])))
 
     def _terms(self) -> float:
         """Size of the terms of the residual at the last update (its round-off floor)."""
         model = self.model
         s = model.physics.fluctuation_components
-        return residual_terms(self.forms.tangent_qp[..., s, s], self.strain_qp[..., s], model.dV, dim=model.physics.dim)
+        t = residual_terms(self.forms.tangent_qp[..., s, s], self.strain_qp[..., s], model.dV, dim=model.physics.dim)
+        return float(np.sqrt(model.sum(t * t)))
+
+    def _prolong(self) -> np.ndarray:
+        """The solution self.x as a full fluctuation in self.dw_f (ghosts updated): its array."""
+        self.bc.prolong(self.x, self.dw)
+        self.dw_f.x.scatter_forward()
+        return self.dw_f.x.array
 
     def _averages(self):
         averages = self.model.averages(self.forms.stress_qp[None], self.strain_qp[None])
@@ -154,17 +177,19 @@ class PointwiseRveSolver(MicroSolver):
     def _factorize_current(self, timings: dict[str, float]) -> None:
         """Factorise the Jacobian of the current tangent unless that is already done."""
         tangent = self.forms.tangent_qp
-        if self._factorized_tangent is not None and np.array_equal(tangent, self._factorized_tangent):
+        if self._factorized_tangent is not None and self.model.all(
+                np.array_equal(tangent, self._factorized_tangent)):
             return
         t0 = time.perf_counter()
         self.J.zeroEntries()
         assemble_matrix(self.J, self.forms.jacobian)
         self.J.assemble()
         self.K = self.bc.system_matrix(self.J, self.K)
+        self.M = self.bc.preconditioner_matrix(self.J, self.K, self.M)
         timings["assemble"] = timings.get("assemble", 0.0) + time.perf_counter() - t0
         t0 = time.perf_counter()
         self._factorized_tangent = None
-        self.solver.factorize(self.K)
+        self.solver.factorize(self.K, self.M)
         timings["factorize"] = timings.get("factorize", 0.0) + time.perf_counter() - t0
         self._factorized_tangent = tangent.copy()
 
@@ -176,7 +201,9 @@ class PointwiseRveSolver(MicroSolver):
             self.w.x.array[:] = 0.0
             self._update(model.initial_history())
             fields: list[np.ndarray] = []
-            tangent, hm, _ = self._sensitivity({}, fields=fields)
+            # Iterative: solved tighter than the Newton tolerance, so that the shortcut's
+            # residual meets it (computed once per solver).
+            tangent, hm, _ = self._sensitivity({}, fields=fields, rtol=1e-2 * self.newton.rtol)
             self._virgin = (np.array(fields), tangent, hm, self.forms.tangent_qp.copy())
         return self._virgin
 
@@ -187,8 +214,8 @@ class PointwiseRveSolver(MicroSolver):
         self.E = E
         self.w.x.array[:] = (E - model.physics.reference_strain) @ W
         trial, admissible = self._update(state.history)
-        if not (admissible and same_history(trial, state.history)
-                and np.array_equal(self.forms.tangent_qp, virgin_tangent)):
+        if not (admissible and self.model.all(same_history(trial, state.history)
+                                             and np.array_equal(self.forms.tangent_qp, virgin_tangent))):
             return None
         self._assemble_residual()
         norm, full = self.bc.residual_norm(self.R), self.R.norm()
@@ -274,10 +301,10 @@ class PointwiseRveSolver(MicroSolver):
             t0 = clock()
             self.R.scale(-1.0)
             self.bc.restrict(self.R, self.r)
-            self.solver.solve(self.r, self.x)
-            self.bc.prolong(self.x, self.dw)
+            self.solver.solve(self.r, self.x, atol=0.1 * target)
+            step = self._prolong().copy()
             timings["solve"] = timings.get("solve", 0.0) + clock() - t0
-            w0, step, alpha = self.w.x.array.copy(), self.dw.array_r.copy(), 1.0
+            w0, alpha = self.w.x.array.copy(), 1.0
             for halving in range(newton.line_search_steps + 1):
                 self.w.x.array[:] = w0 + alpha * step
                 trial, new_norm, target = evaluate()
@@ -309,11 +336,11 @@ class PointwiseRveSolver(MicroSolver):
         failure = consistency_error(self.kind, tangent_hm, response.strain_average_error)
         if failure is not None:
             raise failure
-        virgin = state.virgin and same_history(trial, state.history)
+        virgin = state.virgin and bool(self.model.all(same_history(trial, state.history)))
         return response, PointState(w=self.w.x.array.copy(), history=trial, virgin=virgin)
 
     def _sensitivity(
-        self, timings: dict[str, float], *, fields: list | None = None
+        self, timings: dict[str, float], *, fields: list | None = None, rtol: float | None = None
     ) -> tuple[np.ndarray, np.ndarray, float]:
         """Consistent tangent at the converged state; HM residual and <eps> error per column.
 
@@ -334,11 +361,19 @@ class PointwiseRveSolver(MicroSolver):
             assemble_vector(self.R, self.sensitivity_rhs)
             self.R.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
             self.bc.restrict(self.R, self.r)
-            self.solver.solve(self.r, self.x)
-            self.bc.prolong(self.x, self.dw)
+            guess = k < len(self._guesses)
+            if guess:
+                self._guesses[k].copy(self.x)
+            self.solver.solve(self.r, self.x, guess=guess, rtol=rtol)
+            if self.solver.kind == "iterative":
+                if guess:
+                    self.x.copy(self._guesses[k])
+                else:
+                    self._guesses.append(self.x.copy())
+            dw = self._prolong()
             if fields is not None:
-                fields.append(self.dw.array_r.copy())
-            d_strain = e_k + self.forms.strain_of(self.dw.array_r)
+                fields.append(dw.copy())
+            d_strain = e_k + self.forms.strain_of(dw)
             d_stress = np.einsum("cqij,cqj->cqi", tangent_qp, d_strain)
             avg_stress = model.average(d_stress)
             avg_strain = model.average(d_strain)
@@ -353,6 +388,7 @@ class PointwiseRveSolver(MicroSolver):
 
     def destroy(self) -> None:
         """Free the PETSc objects (collective on COMM_SELF: call on the owning rank)."""
-        for obj in (self.solver, self.bc, self.J, self.K, self.R, self.dw, self.r, self.x):
+        M = self.M if self.M is not self.K else None
+        for obj in (self.solver, self.bc, self.J, self.K, M, self.R, self.r, self.x, *self._guesses):
             if obj is not None:
                 obj.destroy()
