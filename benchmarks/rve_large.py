@@ -55,7 +55,7 @@ def worker(mesh: Path, solver: str, out: Path, start: float) -> None:
     from fe2.meshing.io import read_rve_mesh
     from fe2.rve.effective import effective_tensor
     from fe2.rve.model import RveModel
-    from fe2.rve.physics import make_physics
+    from fe2.physics import make_physics
 
     comm = MPI.COMM_WORLD
     rve = read_rve_mesh(mesh, comm)

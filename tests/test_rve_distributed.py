@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-from fe2.homogenization.load_path import run_load_path
-from fe2.homogenization.mixed_control import MixedTarget, Segment
+from fe2.homogenization.load_path import run_load_path, strain_segments
 from fe2.materials.j2 import J2Plasticity
 from fe2.materials.linear import LinearConductor, LinearElastic
 from fe2.meshing.io import read_rve_mesh
@@ -21,7 +20,7 @@ from fe2.rve.boundary_conditions import PeriodicBC
 from fe2.rve.effective import effective_tensor
 from fe2.rve.factory import make_rve_solver
 from fe2.rve.model import RveModel
-from fe2.rve.physics import make_physics
+from fe2.physics import make_physics
 from fe2.rve.pool import RvePool
 
 comm = MPI.COMM_WORLD
@@ -59,11 +58,6 @@ def models(dim, physics, laws, degree, *, halves=True):
 
 def relative(a, b):
     return float(np.abs(a - b).max() / np.abs(b).max())
-
-
-def strain_path(strains):
-    """A load path of strain-controlled steps, one per strain vector."""
-    return [Segment(MixedTarget(np.zeros(len(e), bool), e)) for e in strains]
 
 
 def test_halves_partition_puts_opposite_faces_on_different_ranks():
@@ -116,7 +110,7 @@ def test_distributed_plastic_load_path_equals_serial(bc):
     results = []
     for model in (serial, distributed):
         solver = make_rve_solver(model, bc, batch="off", linear_solver="direct", single=True)
-        results.append(run_load_path(solver, strain_path(path), field_steps=set(), max_cutbacks=2))
+        results.append(run_load_path(solver, strain_segments(path), field_steps=set(), max_cutbacks=2))
         solver.destroy()
     reference, result = results
     assert reference.max_plastic_strain[-1] > 0.01

@@ -109,14 +109,17 @@ def macro_target(physics: Physics, strain, stress, *, key: str) -> MixedTarget:
     return MixedTarget(mask, values)
 
 
+def strain_segments(strains) -> list[Segment]:
+    """A strain-controlled path: one step to each strain vector (n,) of ``strains``."""
+    return [Segment(MixedTarget(np.zeros(len(E), bool), np.asarray(E, dtype=float))) for E in strains]
+
+
 def macro_path(physics: Physics, load_path) -> list[Segment]:
     """The segments of a config ``load_path`` (each a ramp in its number of steps)."""
     if load_path.strains is not None:
-        return [
-            Segment(MixedTarget(np.zeros(physics.n_comp, bool),
-                                macro_strain_vector(physics, s, key=f"load_path.strains[{i}]")))
-            for i, s in enumerate(load_path.strains)
-        ]
+        return strain_segments(
+            macro_strain_vector(physics, s, key=f"load_path.strains[{i}]") for i, s in enumerate(load_path.strains)
+        )
     if load_path.segments is not None:
         return [
             Segment(

@@ -129,14 +129,14 @@ def run_steps(
                 continue
             target.rollback()
             record.point_failures += int(result.point_failure)
+            if increment / 2 < whole * 2.0**-max_cutbacks:
+                raise ComputationError(
+                    f"{label} {step} (time {goal:g}) failed after {record.cutbacks} cut-backs: {result.reason}"
+                )
             record.cutbacks += 1
             increment = increment / 2
             if comm.rank == 0:
                 log.info("%s %d: sub-step to t = %.6g failed (%s); cutting back", label, step, trial, result.reason)
-            if increment < whole * 2.0**-max_cutbacks:
-                raise ComputationError(
-                    f"{label} {step} (time {goal:g}) failed after {record.cutbacks} cut-backs: {result.reason}"
-                )
         record.point_evaluations = comm.allreduce(record.point_evaluations, op=MPI.SUM)
         record.seconds = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
         if on_step is not None:
