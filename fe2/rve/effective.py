@@ -25,7 +25,9 @@ class EffectiveTensor:
 
     Attributes:
         bc: boundary-condition kind.
-        C: apparent tensor (n, n): Mandel stiffness, conductivity, or dP/dF at F = I.
+        C: apparent tensor (n, n): Mandel stiffness (C[2, 2] = 2 G in 2D;
+            ``fe2.tensors.mandel_to_voigt_stiffness`` for engineering shear strains),
+            conductivity, or dP/dF at F = I (row-major).
         hill_mandel_residual: per unit load case, |<sigma:eps> - Sigma.E| / |Sigma.E|, (n,).
         strain_average_error: max over the load cases of |<eps> - E| / |E|.
         dofs: fluctuation dofs (full space) and size of the constrained system.

@@ -1,8 +1,10 @@
 """Discretised RVE: mesh, spaces, phases and quadrature -- no state of any solve.
 
 Unknown: the fluctuation w in a Lagrange space V on the RVE mesh Y (a box). For a macro
-strain E (n,), the micro strain at the quadrature points is eps = E + strain(w). Each phase
-law maps it to the stress and the consistent tangent at the quadrature points:
+strain E (n,) (a Mandel vector (e11, e22, sqrt2 e12) / 6 in 3D for small strain, F row-major
+at finite strain, a gradient for conduction), the micro strain at the quadrature points is
+eps = E + strain(w). Each phase law maps it to the stress and the consistent tangent at the
+quadrature points:
 
     residual   R(v)     = (sigma_q, strain(v))_Y,
     Jacobian   J(u, v)  = (C_q strain(u), strain(v))_Y,
