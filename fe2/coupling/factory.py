@@ -29,6 +29,7 @@ from fe2.rve.micro_solver import NewtonOptions
 from fe2.rve.model import RveModel
 from fe2.rve.physics import Physics
 from fe2.rve.pool import RvePool
+from fe2.rve.summary import rve_summary
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,10 @@ class Coupling:
     make_points: Callable[[int], MaterialPoints]
     mode: str
     reason: str
+    #: FE²: the RVE summary (:func:`fe2.rve.summary.rve_summary`) and the content of a
+    #: generated RVE mesh file (rank 0), saved with the results.
+    rve: dict | None = None
+    rve_mesh_file: bytes | None = None
 
 
 #: The RVE Newton tolerance is at most this fraction of the macro one (see rve_newton_options).
@@ -84,12 +89,14 @@ def coupling(config: RunConfig, macro: MacroMesh, physics: Physics, comm: MPI.Co
             "phases", "closed-form laws per macro cell tag",
         )
     rve = material.rve
-    rve_mesh, _ = load_rve_mesh(rve.mesh, comm, key="material.rve.mesh")
+    rve_mesh, rve_mesh_file = load_rve_mesh(rve.mesh, comm, key="material.rve.mesh")
     collectively(comm, lambda: check_phase_tags(rve.phases, rve_mesh, key="material.rve.phases"), errors=(InputError,))
     laws = {p.tag: p.material() for p in rve.phases.values()}
     if rve_mesh.dim != dim:
         raise InputError(f"material.rve.mesh: a {rve_mesh.dim}D RVE for a {dim}D macro mesh")
     model = RveModel(rve_mesh.mesh, rve_mesh.cell_tags, physics, laws, degree=rve.degree)
+    described = {"rve": rve_summary(rve_mesh, model, {name: p.tag for name, p in rve.phases.items()},
+                                    source=rve.mesh), "rve_mesh_file": rve_mesh_file}
     nonlinear = [name for name, p in rve.phases.items() if not laws[p.tag].is_linear]
     linear_small = not nonlinear and physics.name == "elasticity"
     mode = rve.coupling
@@ -112,7 +119,7 @@ def coupling(config: RunConfig, macro: MacroMesh, physics: Physics, comm: MPI.Co
             effective_tensor(model, rve.bc, solver_options=rve.solver.petsc_options).C if comm.rank == 0 else None
         )
         law = AnisotropicLinearElastic(C)
-        return Coupling(lambda m: LawPoints(law, m, dim=dim, n_comp=n), "hierarchical", why)
+        return Coupling(lambda m: LawPoints(law, m, dim=dim, n_comp=n), "hierarchical", why, **described)
     newton = rve_newton_options(config)
     balancing = config.parallel.balancing
 
@@ -123,4 +130,4 @@ def coupling(config: RunConfig, macro: MacroMesh, physics: Physics, comm: MPI.Co
             return RvePool(solver, m)
         return BalancedRvePool(solver, m, comm, equal_counts=balancing == "static")
 
-    return Coupling(make, "concurrent", f"{why}; load balancing {balancing}")
+    return Coupling(make, "concurrent", f"{why}; load balancing {balancing}", **described)
