@@ -101,3 +101,109 @@ def test_closed_form_runs_have_no_rve_summary(shared_tmp_path):
     if comm.rank == 0:
         assert "rve_mesh" not in json.loads((out / "summary.json").read_text())
         assert not (out / "rve.msh").exists()
+
+
+# ---------------------------------------------------------------- derived stress fields
+
+ROLLERS = [{"boundary": "left", "component": "x"}, {"boundary": "bottom", "component": "y"},
+           {"boundary": "right", "component": "x", "value": 0.08}]
+J2 = {"law": "j2", "E": 3.5, "nu": 0.35, "sigma_y": 0.06, "H": 0.3}
+
+
+def last_cells(out: Path) -> dict[str, np.ndarray]:
+    """Cell fields of the last step, read by meshio, checked equal to those read by h5py."""
+    from field_files import read_h5, read_meshio
+
+    _, _, steps = read_meshio(out / "fields.xdmf")
+    t, _, cell_data = max(steps, key=lambda s: s[0])
+    fields = {name: np.asarray(values[0]) for name, values in cell_data.items()}
+    last = read_h5(out / "fields.xdmf")
+    h5 = last[max(last)]
+    for name, values in fields.items():
+        np.testing.assert_array_equal(np.asarray(h5[name]).reshape(values.shape), values)
+    return fields
+
+
+def check_uniaxial_j2(fields: dict[str, np.ndarray], *, rtol: float) -> None:
+    """Plastic points of a J2 law with linear isotropic hardening are on the yield surface:
+    von Mises = sigma_y + H p, with the full plane-strain stress (sigma33 != 0)."""
+    p = fields["equivalent_plastic_strain"].ravel()
+    assert p.min() > 1e-3  # every cell is plastic
+    vm = fields["von_mises"].ravel()
+    np.testing.assert_allclose(vm, J2["sigma_y"] + J2["H"] * p, rtol=rtol)
+    stress = fields["stress"].reshape(-1, 3, 3)
+    np.testing.assert_array_equal(stress[:, 2, 2], fields["stress_33"].ravel())
+    assert np.all(stress[:, 2, 2] > 0.1 * stress[:, 0, 0])  # sigma33 != 0: the state is not plane stress
+    in_plane = stress.copy()
+    in_plane[:, 2, 2] = 0.0
+    deviator = in_plane - np.trace(in_plane, axis1=1, axis2=2)[:, None, None] * np.eye(3) / 3
+    wrong = np.sqrt(1.5 * np.einsum("cij,cij->c", deviator, deviator))
+    assert np.all(np.abs(wrong - vm) > 0.05 * vm)  # von Mises without sigma33 would be wrong
+    principal = fields["principal_stress"].reshape(-1, 3)
+    np.testing.assert_allclose(principal, np.linalg.eigvalsh(stress)[:, ::-1], atol=1e-14)
+
+
+def test_plane_strain_j2_law_fields_von_mises_on_the_yield_surface(shared_tmp_path):
+    code, out = run(shared_tmp_path, study({"law": J2}, boundary_conditions=ROLLERS, steps=3))
+    assert code == 0
+    if comm.rank == 0:
+        check_uniaxial_j2(last_cells(out), rtol=1e-12)
+
+
+def test_plane_strain_linear_law_fields_closed_form(shared_tmp_path):
+    E, nu = 3.5, 0.35
+    code, out = run(shared_tmp_path, study({"law": {"law": "linear_elastic", "E": E, "nu": nu}},
+                                           boundary_conditions=ROLLERS))
+    assert code == 0
+    if comm.rank == 0:
+        fields = last_cells(out)
+        sigma11 = E / (1 - nu**2) * 0.04  # uniaxial plane strain: eps11 = 0.08 / 2, sigma22 = 0
+        stress = fields["stress"].reshape(-1, 3, 3)
+        np.testing.assert_allclose(stress[:, 0, 0], sigma11, rtol=1e-12)
+        np.testing.assert_allclose(stress[:, 2, 2], nu * sigma11, rtol=1e-12)
+        np.testing.assert_allclose(fields["von_mises"].ravel(), sigma11 * np.sqrt(1 - nu + nu**2), rtol=1e-12)
+        np.testing.assert_allclose(fields["principal_stress"].reshape(-1, 3),
+                                   np.tile([sigma11, nu * sigma11, 0.0], (len(stress), 1)), atol=1e-12 * sigma11)
+
+
+@pytest.mark.parametrize("batch", ["auto", "off"])
+def test_fe2_fields_homogeneous_j2_rve_equal_the_law(shared_tmp_path, batch):
+    """Concurrent FE² with both RVE phases the J2 law: <sigma33> of the RVEs makes the macro
+    von Mises stress sit on the yield surface of the law."""
+    phases = {"matrix": {"tag": 1, **J2}, "fibre": {"tag": 2, **J2}}
+    rve = {"mesh": {"file": str(REPO / "meshes" / "inclusion_2d.msh")}, "phases": phases, "batch": batch}
+    data = study({"rve": rve}, boundary_conditions=ROLLERS, steps=2,
+                 macro={"mesh": {"generate": {**STRIP["generate"], "cells_x": 2, "cells_y": 1}}})
+    code, out = run(shared_tmp_path, data, out=batch)
+    assert code == 0
+    if comm.rank == 0:
+        check_uniaxial_j2(last_cells(out), rtol=1e-8)
+
+
+def test_hierarchical_fields_equal_concurrent(shared_tmp_path):
+    """A linear RVE: the effective law (hierarchical) carries <sigma33> = s33 . E, so its
+    sigma33, von Mises and principal stresses equal those of an RVE solve per point."""
+    rve = {"mesh": {"file": str(REPO / "meshes" / "inclusion_2d.msh")}, "phases": PHASES}
+    fields = {}
+    for coupling in ("hierarchical", "concurrent"):
+        code, out = run(shared_tmp_path, study({"rve": {**rve, "coupling": coupling}}, boundary_conditions=ROLLERS),
+                        out=coupling)
+        assert code == 0
+        fields[coupling] = last_cells(out) if comm.rank == 0 else None
+    if comm.rank == 0:
+        a, b = fields["hierarchical"], fields["concurrent"]
+        for name in ("stress", "stress_33", "von_mises", "principal_stress"):
+            np.testing.assert_allclose(a[name], b[name], rtol=0, atol=1e-9 * np.abs(b["stress"]).max())
+        assert np.all(a["stress_33"] > 0.1 * a["stress"].reshape(-1, 3, 3)[:, 0, 0])
+
+
+def test_no_von_mises_where_sigma33_is_not_known(shared_tmp_path):
+    """Finite strain (plane strain, Neo-Hookean): no sigma33 among the outputs, so the stress
+    keeps 33 = 0 and no von Mises / principal stress is written (rather than a wrong one)."""
+    law = {"law": {"law": "neo_hookean", "E": 3.5, "nu": 0.35}}
+    code, out = run(shared_tmp_path, study(law, physics="finite_strain"))
+    assert code == 0
+    if comm.rank == 0:
+        fields = last_cells(out)
+        assert "von_mises" not in fields and "principal_stress" not in fields and "stress_33" not in fields
+        assert np.all(fields["stress"].reshape(-1, 3, 3)[:, 2, 2] == 0.0)

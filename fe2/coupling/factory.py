@@ -19,10 +19,10 @@ from fe2.config.run import RunConfig
 from fe2.coupling.balanced_pool import BalancedRvePool
 from fe2.errors import InputError, collectively
 from fe2.material_point import MaterialPoints
-from fe2.materials import AnisotropicLinearElastic
+from fe2.materials import AnisotropicLinearElastic, EffectiveLinearElastic
 from fe2.materials.points import LawPoints, PhasePoints
 from fe2.meshing.macro import MacroMesh
-from fe2.rve.effective import effective_tensor
+from fe2.rve.effective import effective_tensor, plane_strain_sigma33_coefficients
 from fe2.rve.factory import make_rve_solver
 from fe2.rve.mesh_source import check_phase_tags, load_rve_mesh
 from fe2.rve.micro_solver import NewtonOptions
@@ -115,10 +115,13 @@ def coupling(config: RunConfig, macro: MacroMesh, physics: Physics, comm: MPI.Co
     else:
         why = "requested: an RVE solve per macro point and Newton iteration"
     if mode == "hierarchical":
-        C = comm.bcast(
-            effective_tensor(model, rve.bc, solver_options=rve.solver.petsc_options).C if comm.rank == 0 else None
-        )
-        law = AnisotropicLinearElastic(C)
+        def effective_law():
+            options = rve.solver.petsc_options
+            C = effective_tensor(model, rve.bc, solver_options=options).C
+            s33 = plane_strain_sigma33_coefficients(model, rve.bc, solver_options=options)
+            return AnisotropicLinearElastic(C) if s33 is None else EffectiveLinearElastic(C, s33=s33)
+
+        law = comm.bcast(effective_law() if comm.rank == 0 else None)
         return Coupling(lambda m: LawPoints(law, m, dim=dim, n_comp=n), "hierarchical", why, **described)
     newton = rve_newton_options(config)
     balancing = config.parallel.balancing

@@ -86,3 +86,19 @@ def cauchy_stress_plane_strain(P: np.ndarray, F: np.ndarray, P33: np.ndarray) ->
     sigma = cauchy_stress(P, F)
     J = np.linalg.det(np.asarray(F, dtype=float).reshape(-1, 2, 2))
     return embed_plane_strain(to_mandel(sigma), np.asarray(P33, dtype=float) / J)
+
+
+def full_stress_fields(stress: np.ndarray, *, dim: int, sigma33: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Output fields of small-strain Mandel stresses (m, n): the full 3 x 3 ``stress`` (m, 3, 3),
+    ``von_mises`` (m,) and ``principal_stress`` (m, 3) (descending).
+
+    In 2D (plane strain) the full stress needs sigma33 (m,): without it the result is {}
+    (von Mises and the principal stresses of an in-plane stress with sigma33 = 0 would be wrong).
+    """
+    stress = np.asarray(stress, dtype=float)
+    if dim == 2:
+        if sigma33 is None:
+            return {}
+        stress = embed_plane_strain(stress, sigma33)
+    return {"stress": from_mandel(stress), "von_mises": von_mises(stress),
+            "principal_stress": principal_stresses(stress)}

@@ -6,6 +6,9 @@ Fields (``fields.xdmf`` with one HDF5 file per step in ``fields/``, see
 (in 2D the in-plane components, out-of-plane entries 0; Cauchy stress and small strain, or
 P and F at finite strain); and the point outputs of the constitutive source averaged per cell
 (equivalent plastic strain, RVE-averaged for FE²) or maximised (RVE Newton iterations).
+Small strain, where the full stress is known (3D; plane strain with the out-of-plane stress
+``stress_33`` among the point outputs): sigma33 in the stress tensor, ``von_mises`` and
+``principal_stress`` of the cell-mean stress (:mod:`fe2.io.derived`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import numpy as np
 from dolfinx import fem
 
 from fe2.errors import ResourceError, collectively, os_error_cause
+from fe2.io.derived import full_stress_fields
 from fe2.io.field_series import FieldSeries
 from fe2.macro.problem import MacroProblem
 from fe2.macro.stepping import StepRecord
@@ -90,6 +94,10 @@ class MacroOutput:
         self.strain = fem.Function(tensor, name="strain")
         self.scalar_space = fem.functionspace(mesh, ("DG", 0))
         self.point_outputs: dict[str, fem.Function] = {}
+        self.derived = {  # stress fields from the full (3D) small-strain stress, when known
+            "von_mises": fem.Function(self.scalar_space, name="von_mises"),
+            "principal_stress": fem.Function(fem.functionspace(mesh, ("DG", 0, (3,))), name="principal_stress"),
+        }
         self.probes = probes
         self.series = FieldSeries(mesh, self.directory, "fields", keep_until=resume_after)
         self.rows: list[dict] = list(rows or [])
@@ -108,10 +116,22 @@ class MacroOutput:
     def _tensor_cells(self, vectors: np.ndarray) -> np.ndarray:
         """Cell-mean strain/stress vectors (cells, n) -> embedded 3 x 3 tensors, flat."""
         dim = self.dim
-        tensors = from_mandel(vectors) if self.problem.physics.name == "elasticity" else vectors.reshape(len(vectors), dim, dim)
+        tensors = from_mandel(vectors) if self.small_strain else vectors.reshape(len(vectors), dim, dim)
         out = np.zeros((len(vectors), 3, 3))
         out[:, :dim, :dim] = tensors
         return out.reshape(len(vectors), 9)
+
+    @property
+    def small_strain(self) -> bool:
+        return self.problem.physics.name == "elasticity"
+
+    def _stress_fields(self, stress: np.ndarray, sigma33: np.ndarray | None) -> dict[str, np.ndarray]:
+        """Cell-mean stress (cells, n) -> name -> cell values: ``stress`` (cells, 9) and, with
+        the full small-strain stress, ``von_mises`` and ``principal_stress``."""
+        full = full_stress_fields(stress, dim=self.dim, sigma33=sigma33) if self.small_strain else {}
+        if not full:
+            return {"stress": self._tensor_cells(stress)}
+        return {**full, "stress": full["stress"].reshape(len(stress), 9)}
 
     def _set_cells(self, function: fem.Function, values: np.ndarray) -> None:
         """Write per-cell values (cells, ...) of the owned cells into a DG0 function."""
@@ -124,10 +144,16 @@ class MacroOutput:
             self.displacement.interpolate(problem.u)
         else:
             self.displacement.x.array[:] = problem.u.x.array
-        self._set_cells(self.stress, self._tensor_cells(self._cell_mean(forms.stress_qp)))
         strain = problem.macro_strains().reshape(cells, nq, problem.physics.n_comp)
         self._set_cells(self.strain, self._tensor_cells(self._cell_mean(strain)))
         point_fields = dict(problem.points.point_fields())
+        sigma33 = point_fields.get("stress_33")
+        stress_fields = self._stress_fields(
+            self._cell_mean(forms.stress_qp), None if sigma33 is None else self._cell_mean(sigma33.reshape(cells, nq)))
+        self._set_cells(self.stress, stress_fields.pop("stress"))
+        derived = [self.derived[name] for name in stress_fields]
+        for name, values in stress_fields.items():
+            self._set_cells(self.derived[name], values)
         reductions = dict(CELL_REDUCTION)
         for monitor in self.monitors:
             point_fields.update(monitor.point_fields())
@@ -140,7 +166,7 @@ class MacroOutput:
             cell_values = reduce(per_point, axis=1) if reduce else self._cell_mean(per_point)
             self._set_cells(self.point_outputs[name], cell_values)
         self.series.write(step, time, node_fields=[self.displacement],
-                          cell_fields=[self.stress, self.strain, *self.point_outputs.values()])
+                          cell_fields=[self.stress, self.strain, *derived, *self.point_outputs.values()])
         if self.probes is not None:
             self.probes.write(time)
 

@@ -2,9 +2,9 @@
 
 from fe2.materials.base import Material, Update
 from fe2.materials.j2 import J2Plasticity
-from fe2.materials.linear import AnisotropicLinearElastic, LinearConductor, LinearElastic
+from fe2.materials.linear import AnisotropicLinearElastic, EffectiveLinearElastic, LinearConductor, LinearElastic
 from fe2.materials.neo_hookean import NeoHookean
 
 __all__ = [
-    "AnisotropicLinearElastic",
+    "AnisotropicLinearElastic", "EffectiveLinearElastic",
     "J2Plasticity", "LinearConductor", "LinearElastic", "Material", "NeoHookean", "Update"]

@@ -73,3 +73,22 @@ def effective_tensor(
         dofs={"fluctuation": model.num_dofs, "system": int(size)},
         timings={"setup": setup, **timings},
     )
+
+
+def plane_strain_sigma33_coefficients(
+    model: RveModel, bc: str, *, solver_options: Mapping[str, Any] | None = None,
+) -> np.ndarray | None:
+    """s33 (n,) with <sigma33> = s33 . E for a linear 2D RVE in plane strain: the RVE averages
+    of sigma33 under the unit Mandel strains e_k. None where the phases do not define sigma33
+    (or the RVE is not linear / 2D)."""
+    if not (model.is_linear and model.has_plane_strain_sigma33):
+        return None
+    solver = make_rve_solver(model, bc, petsc_options=solver_options)
+    try:
+        n = model.physics.n_comp
+        result = solver.solve_batch(np.eye(n), [solver.initial_state()] * n)
+        if result.failures:
+            raise result.failures[min(result.failures)]
+        return solver.point_outputs(result.trials, result.responses)["stress_33"]
+    finally:
+        solver.destroy()

@@ -60,17 +60,21 @@ class PointState:
     """Everything one material point owns: its fluctuation and its history.
 
     ``virgin``: the history is still the initial one (the point never yielded).
+    ``strain``: the macro strain (n,) the state is the answer to (set by
+    :meth:`MicroSolver.solve_batch`; None for the initial state: the reference strain).
     """
 
     w: np.ndarray
     history: History
     virgin: bool = False
+    strain: np.ndarray | None = None
 
     def copy(self) -> PointState:
         return PointState(
             w=self.w.copy(),
             history={tag: {k: v.copy() for k, v in h.items()} for tag, h in self.history.items()},
             virgin=self.virgin,
+            strain=None if self.strain is None else self.strain.copy(),
         )
 
 
@@ -208,6 +212,9 @@ class MicroSolver(ABC):
         t0 = time.perf_counter()
         result = self._solve_batch(strains, list(states), warm, fields) if m else \
             BatchResult([], [], {}, np.zeros(0))
+        for trial, E in zip(result.trials, strains):
+            if trial is not None:
+                trial.strain = E.copy()
         stats = self.statistics
         stats["seconds"] += time.perf_counter() - t0
         answered = [r for r in result.responses if r is not None]
@@ -246,7 +253,19 @@ class MicroSolver(ABC):
                 for s in states
             ])
         outputs.update(rve_stability_fields(model.phases, [s.history for s in states], model.physics.dim))
+        if states and model.has_plane_strain_sigma33:
+            outputs["stress_33"] = self.plane_strain_sigma33(states)
         return outputs
+
+    def plane_strain_sigma33(self, states: Sequence[PointState]) -> np.ndarray:
+        """<sigma33> (m,): the RVE average of the out-of-plane stress of plane strain, from
+        each state's macro strain, fluctuation and history (the phase laws'
+        ``plane_strain_sigma33`` at the micro strains E + strain(w)). It is the macro sigma33:
+        eps33 = 0 does no work, so Hill-Mandel holds without it."""
+        model = self.model
+        E = np.array([model.physics.reference_strain if s.strain is None else s.strain for s in states])
+        micro = model.operators.strain(np.array([s.w for s in states]), E)  # (m, cells, qp, n)
+        return model.point_averages(model.plane_strain_sigma33(micro, model.stack([s.history for s in states])))
 
     def destroy(self) -> None:
         """Free owned PETSc objects (on the owning rank)."""
