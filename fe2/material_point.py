@@ -73,7 +73,9 @@ class MaterialPoints(Protocol):
         ...
 
     def point_fields(self) -> dict[str, np.ndarray]:
-        """Scalar output per point of the committed state (e.g. equivalent plastic strain)."""
+        """Scalar output per point of the committed state (e.g. equivalent plastic strain;
+        ``stress_33``: the out-of-plane stress of plane strain, sigma33 or P33, where known --
+        the outputs then write the full stress, von Mises and principal stresses)."""
         ...
 
     def committed_states(self) -> list:

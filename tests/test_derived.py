@@ -8,6 +8,7 @@ from fe2.io.derived import (
     cauchy_stress,
     cauchy_stress_plane_strain,
     embed_plane_strain,
+    finite_strain_stress_fields,
     full_stress_fields,
     neo_hookean_plane_strain_p33,
     plane_strain_sigma33,
@@ -125,14 +126,14 @@ def test_plane_strain_cauchy_with_sigma33_from_the_law():
 
 @pytest.mark.parametrize("law", [LinearElastic(E=200.0, nu=0.3), LAW], ids=["linear", "j2"])
 def test_laws_sigma33_from_strain_equals_the_stress_formula(law):
-    """The laws' plane_strain_sigma33 (from the strain and the state) equals the formula of
+    """The laws' out_of_plane_stress (from the strain and the state) equals the formula of
     the stress, nu (s11 + s22) - E eps_p33, after elastic and plastic histories."""
     rng = np.random.default_rng(3)
     strains = rng.normal(scale=0.01, size=(20, 3))
     update = law.update(strains, law.initial_state(2, 20), 2)
     plastic = update.state["plastic_strain"][:, 2] if "plastic_strain" in update.state else None
     expected = plane_strain_sigma33(update.stress, E=law.E, nu=law.nu, inelastic_strain_33=plastic)
-    np.testing.assert_allclose(law.plane_strain_sigma33(strains, update.state), expected, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(law.out_of_plane_stress(strains, update.state), expected, rtol=1e-12, atol=1e-14)
     if plastic is not None:
         assert np.abs(plastic).max() > 1e-4  # the random strains reached plasticity
 
@@ -180,3 +181,32 @@ def test_rve_sigma33_is_the_volume_average(make_mesh, batch):
         expected = fem.assemble_scalar(fem.form(lmbda * trace * ufl.dx)) / model.volume
         assert value == pytest.approx(expected, rel=1e-12)
         assert abs(value) > 1e-3
+
+
+def test_finite_strain_stress_fields():
+    rng = np.random.default_rng(8)
+    F3 = np.eye(3) + 0.1 * rng.normal(size=(5, 3, 3))
+    P3 = NeoHookean(E=3.0, nu=0.3).update(F3.reshape(5, 9), {}, 3).stress.reshape(5, 3, 3)
+    fields = finite_strain_stress_fields(P3.reshape(5, 9), F3.reshape(5, 9), dim=3)
+    np.testing.assert_allclose(fields["cauchy_stress"], cauchy_stress(P3.reshape(5, 9), F3.reshape(5, 9)), atol=1e-14)
+    np.testing.assert_allclose(fields["stress"], P3)
+    np.testing.assert_allclose(fields["von_mises"], von_mises(to_mandel(fields["cauchy_stress"])))
+    F3[:, :2, 2] = F3[:, 2, :2] = 0.0  # plane strain: F33 = 1 block
+    F3[:, 2, 2] = 1.0
+    P3 = NeoHookean(E=3.0, nu=0.3).update(F3.reshape(5, 9), {}, 3).stress.reshape(5, 3, 3)
+    F2, P2 = F3[:, :2, :2].reshape(5, 4), P3[:, :2, :2].reshape(5, 4)
+    assert finite_strain_stress_fields(P2, F2, dim=2) == {}  # no P33, no Cauchy stress
+    fields = finite_strain_stress_fields(P2, F2, dim=2, P33=P3[:, 2, 2])
+    np.testing.assert_allclose(fields["stress"][:, 2, 2], P3[:, 2, 2])
+    np.testing.assert_allclose(to_mandel(fields["cauchy_stress"]), cauchy_stress_plane_strain(P2, F2, P3[:, 2, 2]))
+
+
+def test_neo_hookean_p33_is_the_3d_law():
+    rng = np.random.default_rng(9)
+    F = np.eye(2) + 0.2 * rng.normal(size=(6, 2, 2))
+    F[np.linalg.det(F) < 0.2] = np.eye(2)
+    law = NeoHookean(E=3.0, nu=0.3)
+    F3 = np.zeros((6, 3, 3))
+    F3[:, :2, :2], F3[:, 2, 2] = F, 1.0
+    P33 = law.update(F3.reshape(6, 9), {}, 3).stress.reshape(6, 3, 3)[:, 2, 2]
+    np.testing.assert_allclose(law.out_of_plane_stress(F.reshape(6, 4), {}), P33, rtol=1e-12, atol=1e-14)

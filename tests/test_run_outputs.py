@@ -197,13 +197,32 @@ def test_hierarchical_fields_equal_concurrent(shared_tmp_path):
         assert np.all(a["stress_33"] > 0.1 * a["stress"].reshape(-1, 3, 3)[:, 0, 0])
 
 
-def test_no_von_mises_where_sigma33_is_not_known(shared_tmp_path):
-    """Finite strain (plane strain, Neo-Hookean): no sigma33 among the outputs, so the stress
-    keeps 33 = 0 and no von Mises / principal stress is written (rather than a wrong one)."""
-    law = {"law": {"law": "neo_hookean", "E": 3.5, "nu": 0.35}}
-    code, out = run(shared_tmp_path, study(law, physics="finite_strain"))
+def test_finite_strain_fields_cauchy_stress_of_the_3d_law(shared_tmp_path):
+    """Plane-strain Neo-Hookean strip on rollers, stretched 20 %: homogeneous F = diag(F11,
+    F22, 1). The file's P (with P33) and Cauchy stress equal the law evaluated in 3D at that F
+    (a second code path), von Mises and principal stresses are those of the Cauchy stress."""
+    from fe2.materials import NeoHookean
+
+    law = {"law": "neo_hookean", "E": 3.5, "nu": 0.35}
+    stretch = [dict(c, value=0.4) if c.get("value") else c for c in ROLLERS]
+    code, out = run(shared_tmp_path, study({"law": law}, physics="finite_strain", boundary_conditions=stretch, steps=2))
     assert code == 0
-    if comm.rank == 0:
-        fields = last_cells(out)
-        assert "von_mises" not in fields and "principal_stress" not in fields and "stress_33" not in fields
-        assert np.all(fields["stress"].reshape(-1, 3, 3)[:, 2, 2] == 0.0)
+    if comm.rank != 0:
+        return
+    fields = last_cells(out)
+    F = fields["strain"].reshape(-1, 3, 3)
+    F[:, 2, 2] = 1.0  # written as 0 out of plane
+    np.testing.assert_allclose(F[:, 0, 0], 1.2, rtol=1e-12)
+    three_d = NeoHookean(E=3.5, nu=0.35).update(F.reshape(-1, 9), {}, 3)
+    P = three_d.stress.reshape(-1, 3, 3)
+    cauchy = np.einsum("mij,mkj->mik", P, F) / np.linalg.det(F)[:, None, None]
+    scale = np.abs(P).max()
+    np.testing.assert_allclose(fields["stress"].reshape(-1, 3, 3), P, atol=1e-10 * scale)
+    np.testing.assert_allclose(fields["stress_33"].ravel(), P[:, 2, 2], atol=1e-10 * scale)
+    assert np.all(np.abs(P[:, 2, 2]) > 0.05 * P[:, 0, 0])  # P33 != 0
+    np.testing.assert_allclose(fields["cauchy_stress"].reshape(-1, 3, 3), cauchy, atol=1e-10 * scale)
+    deviator = cauchy - np.trace(cauchy, axis1=1, axis2=2)[:, None, None] * np.eye(3) / 3
+    np.testing.assert_allclose(fields["von_mises"].ravel(),
+                               np.sqrt(1.5 * np.einsum("cij,cij->c", deviator, deviator)), rtol=1e-10)
+    np.testing.assert_allclose(fields["principal_stress"].reshape(-1, 3), np.linalg.eigvalsh(cauchy)[:, ::-1],
+                               atol=1e-10 * scale)

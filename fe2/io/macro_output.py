@@ -6,9 +6,10 @@ Fields (``fields.xdmf`` with one HDF5 file per step in ``fields/``, see
 (in 2D the in-plane components, out-of-plane entries 0; Cauchy stress and small strain, or
 P and F at finite strain); and the point outputs of the constitutive source averaged per cell
 (equivalent plastic strain, RVE-averaged for FE²) or maximised (RVE Newton iterations).
-Small strain, where the full stress is known (3D; plane strain with the out-of-plane stress
-``stress_33`` among the point outputs): sigma33 in the stress tensor, ``von_mises`` and
-``principal_stress`` of the cell-mean stress (:mod:`fe2.io.derived`).
+Where the full stress is known (3D; plane strain with the out-of-plane stress ``stress_33``,
+sigma33 or P33, among the point outputs): it is the 33 entry of the stress tensor, and
+``von_mises`` and ``principal_stress`` of the cell-mean stress -- at finite strain of the
+``cauchy_stress`` J^-1 P F^T of the cell-mean P and F (:mod:`fe2.io.derived`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 from dolfinx import fem
 
 from fe2.errors import ResourceError, collectively, os_error_cause
-from fe2.io.derived import full_stress_fields
+from fe2.io.derived import finite_strain_stress_fields, full_stress_fields
 from fe2.io.field_series import FieldSeries
 from fe2.macro.problem import MacroProblem
 from fe2.macro.stepping import StepRecord
@@ -94,8 +95,9 @@ class MacroOutput:
         self.strain = fem.Function(tensor, name="strain")
         self.scalar_space = fem.functionspace(mesh, ("DG", 0))
         self.point_outputs: dict[str, fem.Function] = {}
-        self.derived = {  # stress fields from the full (3D) small-strain stress, when known
+        self.derived = {  # fields of the full (3D) stress, when known (_stress_fields)
             "von_mises": fem.Function(self.scalar_space, name="von_mises"),
+            "cauchy_stress": fem.Function(tensor, name="cauchy_stress"),
             "principal_stress": fem.Function(fem.functionspace(mesh, ("DG", 0, (3,))), name="principal_stress"),
         }
         self.probes = probes
@@ -125,13 +127,18 @@ class MacroOutput:
     def small_strain(self) -> bool:
         return self.problem.physics.name == "elasticity"
 
-    def _stress_fields(self, stress: np.ndarray, sigma33: np.ndarray | None) -> dict[str, np.ndarray]:
-        """Cell-mean stress (cells, n) -> name -> cell values: ``stress`` (cells, 9) and, with
-        the full small-strain stress, ``von_mises`` and ``principal_stress``."""
-        full = full_stress_fields(stress, dim=self.dim, sigma33=sigma33) if self.small_strain else {}
+    def _stress_fields(self, stress: np.ndarray, strain: np.ndarray, out_of_plane: np.ndarray | None) -> dict[str, np.ndarray]:
+        """Cell means of the stress and strain (cells, n) and, in 2D, of the out-of-plane stress
+        (cells,) or None -> name -> cell values: ``stress`` (cells, 9) and, where the full
+        stress is known, ``von_mises`` and ``principal_stress`` (of the Cauchy stress at
+        finite strain, also written as ``cauchy_stress``)."""
+        if self.small_strain:
+            full = full_stress_fields(stress, dim=self.dim, sigma33=out_of_plane)
+        else:
+            full = finite_strain_stress_fields(stress, strain, dim=self.dim, P33=out_of_plane)
         if not full:
             return {"stress": self._tensor_cells(stress)}
-        return {**full, "stress": full["stress"].reshape(len(stress), 9)}
+        return {name: value.reshape(len(stress), -1) if value.ndim == 3 else value for name, value in full.items()}
 
     def _set_cells(self, function: fem.Function, values: np.ndarray) -> None:
         """Write per-cell values (cells, ...) of the owned cells into a DG0 function."""
@@ -144,12 +151,13 @@ class MacroOutput:
             self.displacement.interpolate(problem.u)
         else:
             self.displacement.x.array[:] = problem.u.x.array
-        strain = problem.macro_strains().reshape(cells, nq, problem.physics.n_comp)
-        self._set_cells(self.strain, self._tensor_cells(self._cell_mean(strain)))
+        strain = self._cell_mean(problem.macro_strains().reshape(cells, nq, problem.physics.n_comp))
+        self._set_cells(self.strain, self._tensor_cells(strain))
         point_fields = dict(problem.points.point_fields())
-        sigma33 = point_fields.get("stress_33")
+        out_of_plane = point_fields.get("stress_33")
         stress_fields = self._stress_fields(
-            self._cell_mean(forms.stress_qp), None if sigma33 is None else self._cell_mean(sigma33.reshape(cells, nq)))
+            self._cell_mean(forms.stress_qp), strain,
+            None if out_of_plane is None else self._cell_mean(out_of_plane.reshape(cells, nq)))
         self._set_cells(self.stress, stress_fields.pop("stress"))
         derived = [self.derived[name] for name in stress_fields]
         for name, values in stress_fields.items():

@@ -75,9 +75,9 @@ class RveFields:
             tensor = from_mandel(stress) if model.physics.name == "elasticity" else stress.reshape(-1, dim, dim)
             stress = np.zeros((model.num_cells, 3, 3))
             stress[:, :dim, :dim] = tensor
-            if model.has_plane_strain_sigma33:  # the out-of-plane stress of plane strain
+            if model.has_out_of_plane_stress:  # the out-of-plane stress of plane strain
                 micro = model.operators.strain(np.asarray(w, dtype=float)[None], np.asarray(E, dtype=float)[None])
-                stress[:, 2, 2] = self._cell_average(model.plane_strain_sigma33(micro, history)[0])
+                stress[:, 2, 2] = self._cell_average(model.out_of_plane_stress(micro, history)[0])
         p = np.zeros((model.num_cells, model.num_qp))
         for tag, state in history.items():
             if "equivalent_plastic_strain" in state:

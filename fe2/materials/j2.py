@@ -67,7 +67,7 @@ class J2Plasticity:
     def point_fields(self, state: dict[str, np.ndarray], dim: int) -> dict[str, np.ndarray]:
         return {"equivalent_plastic_strain": state["equivalent_plastic_strain"]}
 
-    def plane_strain_sigma33(self, strain: np.ndarray, state: dict[str, np.ndarray]) -> np.ndarray:
+    def out_of_plane_stress(self, strain: np.ndarray, state: dict[str, np.ndarray]) -> np.ndarray:
         """Out-of-plane stress (m,) of plane strain (eps33 = 0) at the in-plane Mandel strains
         (m, 3) of a converged state (its plastic strain eps_p (m, 6), 3D Mandel):
         sigma33 = lambda (eps11 + eps22 - tr eps_p) - 2 mu eps_p33."""

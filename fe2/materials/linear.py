@@ -51,7 +51,7 @@ class LinearElastic:
     def update(self, strain: np.ndarray, state: dict[str, np.ndarray], dim: int) -> Update:
         return linear_update(self.tangent(dim), strain)
 
-    def plane_strain_sigma33(self, strain: np.ndarray, state: dict[str, np.ndarray]) -> np.ndarray:
+    def out_of_plane_stress(self, strain: np.ndarray, state: dict[str, np.ndarray]) -> np.ndarray:
         """Out-of-plane stress (m,) of plane strain (eps33 = 0) at the in-plane Mandel strains
         (m, 3): sigma33 = lambda (eps11 + eps22)."""
         lmbda, _ = self.lame
@@ -155,6 +155,6 @@ class EffectiveLinearElastic(AnisotropicLinearElastic):
             raise ValueError("EffectiveLinearElastic: a 3 x 3 (2D) C and finite s33 of 3 components")
         object.__setattr__(self, "s33", s33)
 
-    def plane_strain_sigma33(self, strain: np.ndarray, state: dict[str, np.ndarray]) -> np.ndarray:
+    def out_of_plane_stress(self, strain: np.ndarray, state: dict[str, np.ndarray]) -> np.ndarray:
         """sigma33 = s33 . eps (m,) at the in-plane Mandel strains (m, 3)."""
         return np.asarray(strain, dtype=float) @ self.s33

@@ -72,8 +72,8 @@ class LawPoints(MaterialPointsBase):
         it, ``stress_33``: the out-of-plane stress of plane strain."""
         if self._fields is None:
             self._fields = dict(self.material.point_fields(self._committed, self.dim))
-            if self.dim == 2 and hasattr(self.material, "plane_strain_sigma33"):
-                self._fields["stress_33"] = self.material.plane_strain_sigma33(self._strains, self._committed)
+            if self.dim == 2 and hasattr(self.material, "out_of_plane_stress"):
+                self._fields["stress_33"] = self.material.out_of_plane_stress(self._strains, self._committed)
         return self._fields
 
 

@@ -81,7 +81,7 @@ def plane_strain_sigma33_coefficients(
     """s33 (n,) with <sigma33> = s33 . E for a linear 2D RVE in plane strain: the RVE averages
     of sigma33 under the unit Mandel strains e_k. None where the phases do not define sigma33
     (or the RVE is not linear / 2D)."""
-    if not (model.is_linear and model.has_plane_strain_sigma33):
+    if not (model.is_linear and model.has_out_of_plane_stress):
         return None
     solver = make_rve_solver(model, bc, petsc_options=solver_options)
     try:

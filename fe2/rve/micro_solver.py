@@ -241,7 +241,8 @@ class MicroSolver(ABC):
                       responses: Sequence[RveResponse | None]) -> dict[str, np.ndarray]:
         """Scalar outputs per point, name -> (m,): ``rve_newton_iterations`` of the last solve;
         if a phase has one, the RVE average of the equivalent plastic strain; for Cauchy-Born
-        phases the stability checks reduced over the RVE (the least stable point)."""
+        phases the stability checks reduced over the RVE (the least stable point); in 2D, when
+        every phase defines it, ``stress_33`` (:meth:`out_of_plane_stress`)."""
         model = self.model
         outputs = {"rve_newton_iterations": np.array(
             [r.iterations if r is not None else 0 for r in responses], dtype=float)}
@@ -253,19 +254,19 @@ class MicroSolver(ABC):
                 for s in states
             ])
         outputs.update(rve_stability_fields(model.phases, [s.history for s in states], model.physics.dim))
-        if states and model.has_plane_strain_sigma33:
-            outputs["stress_33"] = self.plane_strain_sigma33(states)
+        if states and model.has_out_of_plane_stress:
+            outputs["stress_33"] = self.out_of_plane_stress(states)
         return outputs
 
-    def plane_strain_sigma33(self, states: Sequence[PointState]) -> np.ndarray:
-        """<sigma33> (m,): the RVE average of the out-of-plane stress of plane strain, from
-        each state's macro strain, fluctuation and history (the phase laws'
-        ``plane_strain_sigma33`` at the micro strains E + strain(w)). It is the macro sigma33:
-        eps33 = 0 does no work, so Hill-Mandel holds without it."""
+    def out_of_plane_stress(self, states: Sequence[PointState]) -> np.ndarray:
+        """<sigma33> (m,) (<P33> at finite strain): the RVE average of the out-of-plane stress
+        of plane strain, from each state's macro strain, fluctuation and history (the phase
+        laws' ``out_of_plane_stress`` at the micro strains E + strain(w)). It is the macro
+        one: eps33 = 0 (F33 = 1) does no work, so Hill-Mandel holds without it."""
         model = self.model
         E = np.array([model.physics.reference_strain if s.strain is None else s.strain for s in states])
         micro = model.operators.strain(np.array([s.w for s in states]), E)  # (m, cells, qp, n)
-        return model.point_averages(model.plane_strain_sigma33(micro, model.stack([s.history for s in states])))
+        return model.point_averages(model.out_of_plane_stress(micro, model.stack([s.history for s in states])))
 
     def destroy(self) -> None:
         """Free owned PETSc objects (on the owning rank)."""

@@ -213,19 +213,20 @@ class RveModel:
         return MicroUpdate(stress=stress, tangent=tangent, history=trial, ok=ok)
 
     @property
-    def has_plane_strain_sigma33(self) -> bool:
-        """A 2D RVE whose every phase law defines the out-of-plane stress of plane strain."""
-        return self.physics.dim == 2 and all(hasattr(law, "plane_strain_sigma33") for law in self.phases.values())
+    def has_out_of_plane_stress(self) -> bool:
+        """A 2D RVE whose every phase law defines the out-of-plane stress of plane strain
+        (``out_of_plane_stress``: sigma33 at small strain, P33 at finite strain)."""
+        return self.physics.dim == 2 and all(hasattr(law, "out_of_plane_stress") for law in self.phases.values())
 
-    def plane_strain_sigma33(self, strain: np.ndarray, history: History) -> np.ndarray:
-        """sigma33 of plane strain (P, num_cells, num_qp) at the micro strains ``strain``
+    def out_of_plane_stress(self, strain: np.ndarray, history: History) -> np.ndarray:
+        """sigma33 (P33 at finite strain) of plane strain (P, num_cells, num_qp) at the micro strains ``strain``
         (P, num_cells, num_qp, n) of converged states with the (stacked) ``history``
-        (needs :attr:`has_plane_strain_sigma33`)."""
+        (needs :attr:`has_out_of_plane_stress`)."""
         P, n = strain.shape[0], self.physics.n_comp
         sigma33 = np.empty(strain.shape[:3])
         for tag, law in self.phases.items():
             cells = self.phase_cells[tag]
-            values = law.plane_strain_sigma33(strain[:, cells].reshape(-1, n), history[tag])
+            values = law.out_of_plane_stress(strain[:, cells].reshape(-1, n), history[tag])
             sigma33[:, cells] = values.reshape(P, len(cells), self.num_qp)
         return sigma33
 
