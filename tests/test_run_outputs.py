@@ -226,3 +226,17 @@ def test_finite_strain_fields_cauchy_stress_of_the_3d_law(shared_tmp_path):
                                np.sqrt(1.5 * np.einsum("cij,cij->c", deviator, deviator)), rtol=1e-10)
     np.testing.assert_allclose(fields["principal_stress"].reshape(-1, 3), np.linalg.eigvalsh(cauchy)[:, ::-1],
                                atol=1e-10 * scale)
+
+
+def test_a_rank_without_points_writes_the_same_fields(shared_tmp_path):
+    """One macro cell on 2 ranks with balancing off: the rank that owns no point names the
+    same derived fields (a different list would hang the collective field writing)."""
+    phases = {"matrix": {"tag": 1, **J2}, "fibre": {"tag": 2, **J2}}
+    rve = {"mesh": {"file": str(REPO / "meshes" / "inclusion_2d.msh")}, "phases": phases}
+    one_cell = {"generate": {**STRIP["generate"], "cells_x": 1, "cells_y": 1, "quadrilaterals": True}}
+    data = study({"rve": rve}, boundary_conditions=ROLLERS, parallel={"balancing": "off"},
+                 macro={"mesh": one_cell})
+    code, out = run(shared_tmp_path, data)
+    assert code == 0
+    if comm.rank == 0:
+        check_uniaxial_j2(last_cells(out), rtol=1e-8)

@@ -138,7 +138,8 @@ class MacroOutput:
             full = finite_strain_stress_fields(stress, strain, dim=self.dim, P33=out_of_plane)
         if not full:
             return {"stress": self._tensor_cells(stress)}
-        return {name: value.reshape(len(stress), -1) if value.ndim == 3 else value for name, value in full.items()}
+        # 3 x 3 tensors flat (cells, 9); explicit sizes: a rank may own no cell
+        return {name: value.reshape(len(value), 9) if value.ndim == 3 else value for name, value in full.items()}
 
     def _set_cells(self, function: fem.Function, values: np.ndarray) -> None:
         """Write per-cell values (cells, ...) of the owned cells into a DG0 function."""

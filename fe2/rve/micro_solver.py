@@ -254,7 +254,7 @@ class MicroSolver(ABC):
                 for s in states
             ])
         outputs.update(rve_stability_fields(model.phases, [s.history for s in states], model.physics.dim))
-        if states and model.has_out_of_plane_stress:
+        if model.has_out_of_plane_stress:  # also with no point: the same names on every rank
             outputs["stress_33"] = self.out_of_plane_stress(states)
         return outputs
 
@@ -264,6 +264,8 @@ class MicroSolver(ABC):
         laws' ``out_of_plane_stress`` at the micro strains E + strain(w)). It is the macro
         one: eps33 = 0 (F33 = 1) does no work, so Hill-Mandel holds without it."""
         model = self.model
+        if not states:
+            return np.zeros(0)
         E = np.array([model.physics.reference_strain if s.strain is None else s.strain for s in states])
         micro = model.operators.strain(np.array([s.w for s in states]), E)  # (m, cells, qp, n)
         return model.point_averages(model.out_of_plane_stress(micro, model.stack([s.history for s in states])))
