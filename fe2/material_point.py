@@ -1,6 +1,9 @@
 """The contract between the macro solver and any constitutive source ("material points").
 
     evaluate(strains (m, n)) -> (stresses (m, n), tangents (m, n, n))
+                 small strain: Mandel vectors (e11, e22, sqrt2 e12) / 6 in 3D
+                 (fe2.tensors.to_mandel converts tensors); finite strain: F -> P
+                 row-major; conduction: gradient -> flux
     commit()     accept the trial states of the last evaluate (converged load step)
     rollback()   discard them (cut-back); the committed states stay bit for bit
     committed_states() / restore_states(states)   one picklable state per point (checkpoints)
@@ -52,7 +55,8 @@ class MaterialPoints(Protocol):
     n_comp: int
 
     def evaluate(self, strains: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Stresses (m, n) and consistent tangents (m, n, n) for strains (m, n).
+        """Stresses (m, n) and consistent tangents (m, n, n) for strains (m, n), Mandel
+        vectors for small strain (F and P row-major at finite strain; module docstring).
 
         Raises:
             MaterialPointFailure: a point has no admissible answer.
@@ -74,7 +78,9 @@ class MaterialPoints(Protocol):
         ...
 
     def point_fields(self) -> dict[str, np.ndarray]:
-        """Scalar output per point of the committed state (e.g. equivalent plastic strain)."""
+        """Scalar output per point of the committed state (e.g. equivalent plastic strain;
+        ``stress_33``: the out-of-plane stress of plane strain, sigma33 or P33, where known --
+        the outputs then write the full stress, von Mises and principal stresses)."""
         ...
 
     def committed_states(self) -> list:

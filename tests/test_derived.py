@@ -8,6 +8,8 @@ from fe2.io.derived import (
     cauchy_stress,
     cauchy_stress_plane_strain,
     embed_plane_strain,
+    finite_strain_stress_fields,
+    full_stress_fields,
     neo_hookean_plane_strain_p33,
     plane_strain_sigma33,
     principal_stresses,
@@ -120,3 +122,120 @@ def test_plane_strain_cauchy_with_sigma33_from_the_law():
     np.testing.assert_allclose(P33, P3[:, 8], rtol=1e-12)
     np.testing.assert_allclose(from_mandel(full), neo_hookean_cauchy(F3, law), rtol=1e-10, atol=1e-13)
     assert np.all(np.abs(full[:, 2]) > 1e-3)  # sigma33 != 0 in plane strain
+
+
+@pytest.mark.parametrize("law", [LinearElastic(E=200.0, nu=0.3), LAW], ids=["linear", "j2"])
+def test_laws_sigma33_from_strain_equals_the_stress_formula(law):
+    """The laws' out_of_plane_stress (from the strain and the state) equals the formula of
+    the stress, nu (s11 + s22) - E eps_p33, after elastic and plastic histories."""
+    rng = np.random.default_rng(3)
+    strains = rng.normal(scale=0.01, size=(20, 3))
+    update = law.update(strains, law.initial_state(2, 20), 2)
+    plastic = update.state["plastic_strain"][:, 2] if "plastic_strain" in update.state else None
+    expected = plane_strain_sigma33(update.stress, E=law.E, nu=law.nu, inelastic_strain_33=plastic)
+    np.testing.assert_allclose(law.out_of_plane_stress(strains, update.state), expected, rtol=1e-12, atol=1e-14)
+    if plastic is not None:
+        assert np.abs(plastic).max() > 1e-4  # the random strains reached plasticity
+
+
+def test_full_stress_fields():
+    rng = np.random.default_rng(5)
+    stress3 = rng.normal(size=(7, 6))
+    fields = full_stress_fields(stress3, dim=3)
+    np.testing.assert_allclose(fields["von_mises"], von_mises(stress3))
+    np.testing.assert_allclose(fields["stress"], from_mandel(stress3))
+    np.testing.assert_allclose(fields["principal_stress"], principal_stresses(stress3))
+    plane = rng.normal(size=(7, 3))
+    assert full_stress_fields(plane, dim=2) == {}  # no sigma33, no von Mises
+    sigma33 = rng.normal(size=7)
+    fields = full_stress_fields(plane, dim=2, sigma33=sigma33)
+    np.testing.assert_allclose(fields["stress"][:, 2, 2], sigma33)
+    np.testing.assert_allclose(fields["von_mises"], von_mises(embed_plane_strain(plane, sigma33)))
+
+
+@pytest.mark.parametrize("batch", ["auto", "off"])
+def test_rve_sigma33_is_the_volume_average(make_mesh, batch):
+    """<sigma33> of a heterogeneous linear RVE (both RVE backends) equals the UFL integral
+    (1/|Y|) int lambda(x) tr(E + sym grad w) dx of the solved fluctuation (another code path)."""
+    import ufl
+    from dolfinx import fem
+
+    from fe2.rve.factory import make_rve_solver
+    from fe2.rve.model import RveModel
+    from fe2.physics import make_physics
+
+    rve = make_mesh(type="inclusion_2d", volume_fraction=0.3, mesh_size=0.1)
+    phases = {1: LinearElastic(E=3.5, nu=0.35), 2: LinearElastic(E=72.0, nu=0.22)}
+    model = RveModel(rve.mesh, rve.cell_tags, make_physics("elasticity", 2), phases, degree=2)
+    solver = make_rve_solver(model, "periodic", batch=batch)
+    strains = np.array([[0.01, -0.004, 0.003], [0.0, 0.002, -0.005]])
+    result = solver.solve_batch(strains, [solver.initial_state()] * 2)
+    got = solver.point_outputs(result.trials, result.responses)["stress_33"]
+    lmbda = fem.Function(fem.functionspace(model.mesh, ("DG", 0)))
+    for tag, law in phases.items():
+        lmbda.x.array[model.phase_cells[tag]] = law.lame[0]
+    w = fem.Function(model.V)
+    for E, trial, value in zip(strains, result.trials, got):
+        w.x.array[:] = trial.w
+        trace = E[0] + E[1] + ufl.div(w)
+        expected = fem.assemble_scalar(fem.form(lmbda * trace * ufl.dx)) / model.volume
+        assert value == pytest.approx(expected, rel=1e-12)
+        assert abs(value) > 1e-3
+
+
+def test_finite_strain_stress_fields():
+    rng = np.random.default_rng(8)
+    F3 = np.eye(3) + 0.1 * rng.normal(size=(5, 3, 3))
+    P3 = NeoHookean(E=3.0, nu=0.3).update(F3.reshape(5, 9), {}, 3).stress.reshape(5, 3, 3)
+    fields = finite_strain_stress_fields(P3.reshape(5, 9), F3.reshape(5, 9), dim=3)
+    np.testing.assert_allclose(fields["cauchy_stress"], cauchy_stress(P3.reshape(5, 9), F3.reshape(5, 9)), atol=1e-14)
+    np.testing.assert_allclose(fields["stress"], P3)
+    np.testing.assert_allclose(fields["von_mises"], von_mises(to_mandel(fields["cauchy_stress"])))
+    F3[:, :2, 2] = F3[:, 2, :2] = 0.0  # plane strain: F33 = 1 block
+    F3[:, 2, 2] = 1.0
+    P3 = NeoHookean(E=3.0, nu=0.3).update(F3.reshape(5, 9), {}, 3).stress.reshape(5, 3, 3)
+    F2, P2 = F3[:, :2, :2].reshape(5, 4), P3[:, :2, :2].reshape(5, 4)
+    assert finite_strain_stress_fields(P2, F2, dim=2) == {}  # no P33, no Cauchy stress
+    fields = finite_strain_stress_fields(P2, F2, dim=2, P33=P3[:, 2, 2])
+    np.testing.assert_allclose(fields["stress"][:, 2, 2], P3[:, 2, 2])
+    np.testing.assert_allclose(to_mandel(fields["cauchy_stress"]), cauchy_stress_plane_strain(P2, F2, P3[:, 2, 2]))
+
+
+def test_neo_hookean_p33_is_the_3d_law():
+    rng = np.random.default_rng(9)
+    F = np.eye(2) + 0.2 * rng.normal(size=(6, 2, 2))
+    F[np.linalg.det(F) < 0.2] = np.eye(2)
+    law = NeoHookean(E=3.0, nu=0.3)
+    F3 = np.zeros((6, 3, 3))
+    F3[:, :2, :2], F3[:, 2, 2] = F, 1.0
+    P33 = law.update(F3.reshape(6, 9), {}, 3).stress.reshape(6, 3, 3)[:, 2, 2]
+    np.testing.assert_allclose(law.out_of_plane_stress(F.reshape(6, 4), {}), P33, rtol=1e-12, atol=1e-14)
+
+
+def test_rve_p33_of_finite_strain_is_the_volume_average(make_mesh):
+    """<P33> of a heterogeneous Neo-Hookean RVE in plane strain equals the UFL integral
+    (1/|Y|) int lambda(x) ln det(F + grad w) dx of the solved fluctuation."""
+    import ufl
+    from dolfinx import fem
+
+    from fe2.rve.factory import make_rve_solver
+    from fe2.rve.model import RveModel
+    from fe2.physics import make_physics
+
+    rve = make_mesh(type="inclusion_2d", volume_fraction=0.3, mesh_size=0.1)
+    phases = {1: NeoHookean(E=3.5, nu=0.35), 2: NeoHookean(E=72.0, nu=0.22)}
+    model = RveModel(rve.mesh, rve.cell_tags, make_physics("finite_strain", 2), phases)
+    solver = make_rve_solver(model, "periodic")
+    F = np.array([[1.1, 0.05, 0.0, 0.95], [0.97, 0.0, -0.03, 1.02]])
+    result = solver.solve_batch(F, [solver.initial_state()] * 2)
+    got = solver.point_outputs(result.trials, result.responses)["stress_33"]
+    lmbda = fem.Function(fem.functionspace(model.mesh, ("DG", 0)))
+    for tag, law in phases.items():
+        lmbda.x.array[model.phase_cells[tag]] = lame_parameters(law.E, law.nu)[0]
+    w = fem.Function(model.V)
+    for Fk, trial, value in zip(F, result.trials, got):
+        w.x.array[:] = trial.w
+        total = ufl.as_matrix(Fk.reshape(2, 2).tolist()) + ufl.grad(w)
+        expected = fem.assemble_scalar(fem.form(lmbda * ufl.ln(ufl.det(total)) * ufl.dx)) / model.volume
+        assert value == pytest.approx(expected, rel=1e-10)
+        assert abs(value) > 1e-3

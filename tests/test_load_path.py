@@ -92,7 +92,15 @@ def test_plastic_load_path_csv_and_fields(tmp_path):
             row = rows[step - 1]
             expected = [[float(row["S11"]), float(row["S12"])], [float(row["S12"]), float(row["S22"])]]
             np.testing.assert_allclose(average[:2, :2], expected, rtol=1e-9)
-            assert np.all(average[2] == 0) and np.all(average[:, 2] == 0)
+            assert np.all(average[2, :2] == 0) and np.all(average[:2, 2] == 0)
+            # sigma33 of plane strain: in the elastic fibre (one quadrature point per P1
+            # triangle) it is nu_f (s11 + s22) of the same cell -- cells that meet this make
+            # up exactly the fibre's volume; in the plastic matrix it is not (eps_p33 != 0)
+            sigma33 = stress[:, 2, 2]
+            fibre = np.isclose(sigma33, 0.22 * (stress[:, 0, 0] + stress[:, 1, 1]), rtol=1e-10, atol=0)
+            fibre_fraction = area[fibre].sum() / area.sum()
+            assert abs(fibre_fraction - 0.2987) < 1e-4, fibre_fraction  # the meshed fibre fraction
+            assert average[2, 2] > 0.1 * average[0, 0]
             assert point_data["displacement"].shape == (x.shape[0], 3)
             assert cell_data["equivalent_plastic_strain"][0].max() > 0
     xdmf = (out / "rve_fields.xdmf").read_text()

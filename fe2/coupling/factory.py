@@ -12,8 +12,8 @@ group).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,16 +23,18 @@ from fe2.config.run import RunConfig
 from fe2.coupling.balanced_pool import BalancedRvePool
 from fe2.errors import InputError, collectively
 from fe2.material_point import MaterialPoints
+from fe2.materials import EffectiveLinearElastic
 from fe2.materials.points import LawPoints, PhasePoints
 from fe2.meshing.macro import MacroMesh
-from fe2.rve.effective import effective_tensor
+from fe2.physics import Physics
+from fe2.rve.effective import effective_tensor, plane_strain_sigma33_coefficients
 from fe2.rve.factory import make_rve_solver
 from fe2.rve.groups import split_ranks
 from fe2.rve.mesh_source import check_phase_tags, load_rve_mesh
 from fe2.rve.micro_solver import NewtonOptions
 from fe2.rve.model import RveModel
-from fe2.physics import Physics
 from fe2.rve.pool import RvePool
+from fe2.rve.summary import rve_summary
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,10 @@ class Coupling:
     make_points: Callable[[int], MaterialPoints]
     mode: str
     reason: str
+    #: FE²: the RVE summary (:func:`fe2.rve.summary.rve_summary`) and the content of a
+    #: generated RVE mesh file (rank 0), saved with the results.
+    rve: dict | None = None
+    rve_mesh_file: bytes | None = None
 
 
 #: The RVE Newton tolerance is at most this fraction of the macro one (see rve_newton_options).
@@ -89,12 +95,14 @@ def coupling(config: RunConfig, macro: MacroMesh, physics: Physics, comm: MPI.Co
         )
     rve = material.rve
     groups = collectively(comm, lambda: split_ranks(comm, config.parallel.ranks_per_rve), errors=(InputError,))
-    rve_mesh, _ = load_rve_mesh(rve.mesh, comm, key="material.rve.mesh", group=groups.group)
+    rve_mesh, rve_mesh_file = load_rve_mesh(rve.mesh, comm, key="material.rve.mesh", group=groups.group)
     collectively(comm, lambda: check_phase_tags(rve.phases, rve_mesh, key="material.rve.phases"), errors=(InputError,))
     laws = {p.tag: p.material() for p in rve.phases.values()}
     if rve_mesh.dim != dim:
         raise InputError(f"material.rve.mesh: a {rve_mesh.dim}D RVE for a {dim}D macro mesh")
     model = RveModel(rve_mesh.mesh, rve_mesh.cell_tags, physics, laws, degree=rve.degree)
+    described = {"rve": rve_summary(rve_mesh, model, {name: p.tag for name, p in rve.phases.items()},
+                                    source=rve.mesh), "rve_mesh_file": rve_mesh_file}
     nonlinear = [name for name, p in rve.phases.items() if not laws[p.tag].is_linear]
     # Linear phases and a physics whose effective tensor is a closed-form law (not finite strain).
     probe = physics.effective_law(np.eye(n)) if not nonlinear else None
@@ -116,12 +124,14 @@ def coupling(config: RunConfig, macro: MacroMesh, physics: Physics, comm: MPI.Co
     else:
         why = "requested: an RVE solve per macro point and Newton iteration"
     if mode == "hierarchical":  # computed by the first group, on its ranks
-        C = comm.bcast(
-            effective_tensor(model, rve.bc, solver_options=rve.solver.petsc_options,
-                             linear_solver=rve.linear_solver).C if groups.index == 0 else None
-        )
-        law = physics.effective_law(C)
-        return Coupling(lambda m: LawPoints(law, m, dim=dim, n_comp=n), "hierarchical", why)
+        def effective_law():
+            options = rve.solver.petsc_options
+            C = effective_tensor(model, rve.bc, solver_options=options, linear_solver=rve.linear_solver).C
+            s33 = plane_strain_sigma33_coefficients(model, rve.bc, solver_options=options)
+            return physics.effective_law(C) if s33 is None else EffectiveLinearElastic(C, s33=s33)
+
+        law = comm.bcast(effective_law() if groups.index == 0 else None)
+        return Coupling(lambda m: LawPoints(law, m, dim=dim, n_comp=n), "hierarchical", why, **described)
     newton = rve_newton_options(config)
     balancing = config.parallel.balancing
 
@@ -133,4 +143,4 @@ def coupling(config: RunConfig, macro: MacroMesh, physics: Physics, comm: MPI.Co
         return BalancedRvePool(solver, m, comm, equal_counts=balancing == "static", groups=groups)
 
     ranks = f"; {groups.size} ranks per RVE ({groups.count} groups)" if groups.size > 1 else ""
-    return Coupling(make, "concurrent", f"{why}; load balancing {balancing}{ranks}")
+    return Coupling(make, "concurrent", f"{why}; load balancing {balancing}{ranks}", **described)

@@ -86,3 +86,40 @@ def cauchy_stress_plane_strain(P: np.ndarray, F: np.ndarray, P33: np.ndarray) ->
     sigma = cauchy_stress(P, F)
     J = np.linalg.det(np.asarray(F, dtype=float).reshape(-1, 2, 2))
     return embed_plane_strain(to_mandel(sigma), np.asarray(P33, dtype=float) / J)
+
+
+def full_stress_fields(stress: np.ndarray, *, dim: int, sigma33: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Output fields of small-strain Mandel stresses (m, n): the full 3 x 3 ``stress`` (m, 3, 3),
+    ``von_mises`` (m,) and ``principal_stress`` (m, 3) (descending).
+
+    In 2D (plane strain) the full stress needs sigma33 (m,): without it the result is {}
+    (von Mises and the principal stresses of an in-plane stress with sigma33 = 0 would be wrong).
+    """
+    stress = np.asarray(stress, dtype=float)
+    if dim == 2:
+        if sigma33 is None:
+            return {}
+        stress = embed_plane_strain(stress, sigma33)
+    return {"stress": from_mandel(stress), "von_mises": von_mises(stress),
+            "principal_stress": principal_stresses(stress)}
+
+
+def finite_strain_stress_fields(P: np.ndarray, F: np.ndarray, *, dim: int,
+                                P33: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Output fields of first Piola stresses P and deformation gradients F (m, d*d) row-major:
+    ``stress`` (P, (m, 3, 3), P33 in 2D), ``cauchy_stress`` (m, 3, 3), and ``von_mises`` (m,)
+    and ``principal_stress`` (m, 3) of the Cauchy stress. In 2D (plane strain, F33 = 1) this
+    needs P33 (m,): without it the result is {}."""
+    P, F = np.asarray(P, dtype=float), np.asarray(F, dtype=float)
+    m = len(P)
+    first = np.zeros((m, 3, 3))
+    first[:, :dim, :dim] = P.reshape(m, dim, dim)
+    if dim == 2:
+        if P33 is None:
+            return {}
+        first[:, 2, 2] = P33
+        cauchy = cauchy_stress_plane_strain(P, F, P33)
+    else:
+        cauchy = to_mandel(cauchy_stress(P, F))
+    return {"stress": first, "cauchy_stress": from_mandel(cauchy), "von_mises": von_mises(cauchy),
+            "principal_stress": principal_stresses(cauchy)}

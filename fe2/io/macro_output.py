@@ -7,6 +7,10 @@ averaged over the cell's quadrature points as 3 x 3 tensors (in 2D the in-plane 
 out-of-plane entries 0; Cauchy stress and small strain, or P and F at finite strain), or the
 heat flux and temperature gradient as vectors (names and shapes from the physics); and the point outputs of the constitutive source averaged per cell
 (equivalent plastic strain, RVE-averaged for FE²) or maximised (RVE Newton iterations).
+Where the full stress is known (3D; plane strain with the out-of-plane stress ``stress_33``,
+sigma33 or P33, among the point outputs): it is the 33 entry of the stress tensor, and
+``von_mises`` and ``principal_stress`` of the cell-mean stress -- at finite strain of the
+``cauchy_stress`` J^-1 P F^T of the cell-mean P and F (:mod:`fe2.io.derived`).
 """
 
 from __future__ import annotations
@@ -90,6 +94,11 @@ class MacroOutput:
         self.strain = fem.Function(tensor, name=physics.strain_field)
         self.scalar_space = fem.functionspace(mesh, ("DG", 0))
         self.point_outputs: dict[str, fem.Function] = {}
+        self.derived = {  # fields of the full (3D) stress, when known (_stress_fields)
+            "von_mises": fem.Function(self.scalar_space, name="von_mises"),
+            "cauchy_stress": fem.Function(tensor, name="cauchy_stress"),
+            "principal_stress": fem.Function(fem.functionspace(mesh, ("DG", 0, (3,))), name="principal_stress"),
+        }
         self.probes = probes
         self.series = FieldSeries(mesh, self.directory, "fields", keep_until=resume_after)
         self.rows: list[dict] = list(rows or [])
@@ -111,6 +120,17 @@ class MacroOutput:
         physics = self.problem.physics  # (0, -1) cannot be reshaped: a rank may own no cell
         return physics.output_values(vectors).reshape(len(vectors), int(np.prod(physics.output_shape)))
 
+    def _stress_fields(self, stress: np.ndarray, strain: np.ndarray, out_of_plane: np.ndarray | None) -> dict[str, np.ndarray]:
+        """Cell means of the stress and strain (cells, n) and, in 2D, of the out-of-plane stress
+        (cells,) or None -> name -> cell values: ``stress`` (cells, 9) and, where the full
+        stress is known, ``von_mises`` and ``principal_stress`` (of the Cauchy stress at
+        finite strain, also written as ``cauchy_stress``)."""
+        full = self.problem.physics.stress_fields(stress, strain, out_of_plane)
+        if not full:
+            return {"stress": self._tensor_cells(stress)}
+        # 3 x 3 tensors flat (cells, 9); explicit sizes: a rank may own no cell
+        return {name: value.reshape(len(value), 9) if value.ndim == 3 else value for name, value in full.items()}
+
     def _set_cells(self, function: fem.Function, values: np.ndarray) -> None:
         """Write per-cell values (cells, ...) of the owned cells into a DG0 function."""
         set_cell_values(function, values)
@@ -122,10 +142,17 @@ class MacroOutput:
             self.displacement.interpolate(problem.u)
         else:
             self.displacement.x.array[:] = problem.u.x.array
-        self._set_cells(self.stress, self._tensor_cells(self._cell_mean(forms.stress_qp)))
-        strain = problem.macro_strains().reshape(cells, nq, problem.physics.n_comp)
-        self._set_cells(self.strain, self._tensor_cells(self._cell_mean(strain)))
+        strain = self._cell_mean(problem.macro_strains().reshape(cells, nq, problem.physics.n_comp))
+        self._set_cells(self.strain, self._tensor_cells(strain))
         point_fields = dict(problem.points.point_fields())
+        out_of_plane = point_fields.get("stress_33")
+        stress_fields = self._stress_fields(
+            self._cell_mean(forms.stress_qp), strain,
+            None if out_of_plane is None else self._cell_mean(out_of_plane.reshape(cells, nq)))
+        self._set_cells(self.stress, stress_fields.pop("stress"))
+        derived = [self.derived[name] for name in stress_fields]
+        for name, values in stress_fields.items():
+            self._set_cells(self.derived[name], values)
         reductions = dict(CELL_REDUCTION)
         for monitor in self.monitors:
             point_fields.update(monitor.point_fields())
@@ -138,7 +165,7 @@ class MacroOutput:
             cell_values = reduce(per_point, axis=1) if reduce else self._cell_mean(per_point)
             self._set_cells(self.point_outputs[name], cell_values)
         self.series.write(step, time, node_fields=[self.displacement],
-                          cell_fields=[self.stress, self.strain, *self.point_outputs.values()])
+                          cell_fields=[self.stress, self.strain, *derived, *self.point_outputs.values()])
         if self.probes is not None:
             self.probes.write(time)
 

@@ -69,6 +69,9 @@ class RveFields:
         u = self.functions[self.primary]
         u.interpolate(self._total)
         stress = model.physics.output_values(self._cell_average(stress_qp))
+        if model.has_out_of_plane_stress:  # the out-of-plane stress of plane strain: (cells, 3, 3)
+            micro = model.operators.strain(np.asarray(w, dtype=float)[None], np.asarray(E, dtype=float)[None])
+            stress[:, 2, 2] = self._cell_average(model.out_of_plane_stress(micro, history)[0])
         p = np.zeros((model.num_cells, model.num_qp))
         for tag, state in history.items():
             if "equivalent_plastic_strain" in state:

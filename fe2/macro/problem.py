@@ -90,7 +90,8 @@ class MacroProblem:
         physics: elasticity (small strain) or finite_strain.
         degree: Lagrange degree of U.
         make_points: builds the material-point source for m points (the quadrature points of
-            the cells this rank owns, cell-major).
+            the cells this rank owns, cell-major); it is evaluated at Mandel strain vectors
+            (small strain) or row-major F (finite strain), see :mod:`fe2.material_point`.
         dirichlet: prescribed displacements (at least enough to remove rigid motions).
         tractions: surface loads.
         body_force: force per volume (dim,) or a loading value, or None.

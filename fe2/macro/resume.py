@@ -19,6 +19,7 @@ from fe2.config.run import RunConfig
 from fe2.errors import ResourceError, collectively, os_error_message
 from fe2.macro.checkpoint import check_compatible, checkpoint_root, latest_checkpoint, read_meta, restore_checkpoint
 from fe2.macro.problem import MacroProblem
+from fe2.rve.summary import RVE_MESH_FILE
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +45,12 @@ def checkpoint_to_resume(config: RunConfig, problem: MacroProblem, output: Path,
     return meta
 
 
-def start_writing(output: Path, comm: MPI.Comm, *, fresh: bool, mesh_file: bytes | None) -> None:
+def start_writing(output: Path, comm: MPI.Comm, *, fresh: bool, mesh_file: bytes | None,
+                  rve_mesh_file: bytes | None = None) -> None:
     """All checks passed: clear what an earlier run left (a fresh start) and write the
-    generated macro mesh (collective; file system errors -> ResourceError on every rank)."""
+    generated macro mesh (``macro.msh``) and RVE mesh (``rve.msh``) (collective; file system
+    errors -> ResourceError on every rank)."""
+    meshes = {"macro.msh": mesh_file, RVE_MESH_FILE: rve_mesh_file}
 
     def write() -> None:
         if comm.rank != 0:
@@ -59,12 +63,14 @@ def start_writing(output: Path, comm: MPI.Comm, *, fresh: bool, mesh_file: bytes
                     (output / name).unlink(missing_ok=True)
                 for stale in [*output.glob("*_from_step_*"), *output.glob(".*.tmp")]:
                     shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
-            if mesh_file is not None and (fresh or not (output / "macro.msh").is_file()):
-                tmp = output / ".macro.msh.tmp"
-                tmp.write_bytes(mesh_file)
-                os.replace(tmp, output / "macro.msh")
+            for name, content in meshes.items():
+                if content is not None and (fresh or not (output / name).is_file()):
+                    tmp = output / f".{name}.tmp"
+                    tmp.write_bytes(content)
+                    os.replace(tmp, output / name)
         except OSError as exc:
-            (output / ".macro.msh.tmp").unlink(missing_ok=True)
+            for name in meshes:
+                (output / f".{name}.tmp").unlink(missing_ok=True)
             raise ResourceError(f"cannot write to {output}: {os_error_message(exc)}") from None
 
     collectively(comm, write, errors=(ResourceError,))

@@ -34,6 +34,7 @@ from fe2.macro.supports import supports_and_loads
 from fe2.meshing.macro import MacroMesh, generate_macro_mesh, read_macro_mesh
 from fe2.rve.micro_solver import NewtonOptions
 from fe2.physics import Physics, make_physics
+from fe2.rve.summary import format_rve_summary
 from fe2.stop import StopRequest
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,8 @@ def run_study(config: RunConfig, comm: MPI.Comm, output: Path, *, restart: bool 
     source = coupling(config, macro, physics, comm)
     if comm.rank == 0:
         log.info("coupling: %s (%s)", source.mode, source.reason)
+        if source.rve is not None:
+            log.info("%s", format_rve_summary(source.rve))
     solver = config.solver
     problem = MacroProblem(
         macro.mesh, physics, config.macro.degree, source.make_points,
@@ -150,6 +153,8 @@ def _run(config: RunConfig, problem: MacroProblem, macro: MacroMesh, source: Cou
         "steps": len(targets),
         "field_files": ["fields.xdmf"],
     }
+    if source.rve is not None:
+        summary["rve_mesh"] = source.rve
     if done == len(targets):  # leave every file as it is
         if comm.rank == 0:
             log.info("restart: every load step is done already; nothing to compute, nothing written")
@@ -163,7 +168,8 @@ def _run(config: RunConfig, problem: MacroProblem, macro: MacroMesh, source: Cou
     if config.output.probes:
         suffix = "" if not done else f"_from_step_{done + 1}"
         probes = RveProbes(problem, config.output.probes, output, suffix)  # errors: the same on all ranks
-    start_writing(output, comm, fresh=resumed is None, mesh_file=mesh_file)
+    start_writing(output, comm, fresh=resumed is None, mesh_file=mesh_file,
+                  rve_mesh_file=source.rve_mesh_file)
     separation = None
     if (scale := config.output.scale_separation) is not None:
         separation = ScaleSeparationMonitor(problem, **scale.model_dump())

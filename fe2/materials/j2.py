@@ -67,6 +67,14 @@ class J2Plasticity:
     def point_fields(self, state: dict[str, np.ndarray], dim: int) -> dict[str, np.ndarray]:
         return {"equivalent_plastic_strain": state["equivalent_plastic_strain"]}
 
+    def out_of_plane_stress(self, strain: np.ndarray, state: dict[str, np.ndarray]) -> np.ndarray:
+        """Out-of-plane stress (m,) of plane strain (eps33 = 0) at the in-plane Mandel strains
+        (m, 3) of a converged state (its plastic strain eps_p (m, 6), 3D Mandel):
+        sigma33 = lambda (eps11 + eps22 - tr eps_p) - 2 mu eps_p33."""
+        lmbda, mu = lame_parameters(self.E, self.nu)
+        strain, plastic = np.asarray(strain, dtype=float), state["plastic_strain"]
+        return lmbda * (strain[:, 0] + strain[:, 1] - plastic[:, :3].sum(axis=1)) - 2.0 * mu * plastic[:, 2]
+
     def update(self, strain: np.ndarray, state: dict[str, np.ndarray], dim: int) -> Update:
         """The radial return of the module docstring at every point (a C loop over the points,
         :func:`fe2.linalg.kernels.kernels`)."""

@@ -51,6 +51,13 @@ class LinearElastic:
     def update(self, strain: np.ndarray, state: dict[str, np.ndarray], dim: int) -> Update:
         return linear_update(self.tangent(dim), strain)
 
+    def out_of_plane_stress(self, strain: np.ndarray, state: dict[str, np.ndarray]) -> np.ndarray:
+        """Out-of-plane stress (m,) of plane strain (eps33 = 0) at the in-plane Mandel strains
+        (m, 3): sigma33 = lambda (eps11 + eps22)."""
+        lmbda, _ = self.lame
+        strain = np.asarray(strain, dtype=float)
+        return lmbda * (strain[:, 0] + strain[:, 1])
+
 
 @dataclass(frozen=True)
 class LinearConductor:
@@ -170,3 +177,28 @@ class AnisotropicLinearElastic:
 
     def update(self, strain: np.ndarray, state: dict[str, np.ndarray], dim: int) -> Update:
         return linear_update(self.tangent(dim), strain)
+
+
+@dataclass(frozen=True, eq=False)
+class EffectiveLinearElastic(AnisotropicLinearElastic):
+    """The effective law of a linear 2D RVE: the Mandel stiffness C (3, 3) and the out-of-plane
+    stress of plane strain, linear in the in-plane strain, sigma33 = s33 . eps.
+
+    Args:
+        C: as for :class:`AnisotropicLinearElastic`.
+        s33: (3,) <sigma33> of the RVE under the unit Mandel strains
+            (:func:`fe2.rve.effective.plane_strain_sigma33_coefficients`).
+    """
+
+    s33: np.ndarray = None  # type: ignore[assignment]
+
+    def __post_init__(self):
+        super().__post_init__()
+        s33 = np.array(self.s33, dtype=float)
+        if self.C.shape != (3, 3) or s33.shape != (3,) or not np.isfinite(s33).all():
+            raise ValueError("EffectiveLinearElastic: a 3 x 3 (2D) C and finite s33 of 3 components")
+        object.__setattr__(self, "s33", s33)
+
+    def out_of_plane_stress(self, strain: np.ndarray, state: dict[str, np.ndarray]) -> np.ndarray:
+        """sigma33 = s33 . eps (m,) at the in-plane Mandel strains (m, 3)."""
+        return np.asarray(strain, dtype=float) @ self.s33

@@ -42,6 +42,11 @@ class NeoHookean:
     def point_fields(self, state: dict[str, np.ndarray], dim: int) -> dict[str, np.ndarray]:
         return {}
 
+    def out_of_plane_stress(self, strain: np.ndarray, state: dict[str, np.ndarray]) -> np.ndarray:
+        """P33 (m,) of plane strain (F33 = 1) at the in-plane F (m, 4) row-major: lambda ln J."""
+        lmbda, _ = lame_parameters(self.E, self.nu)
+        return lmbda * np.log(np.linalg.det(np.asarray(strain, dtype=float).reshape(-1, 2, 2)))
+
     def update(self, strain: np.ndarray, state: dict[str, np.ndarray], dim: int) -> Update:
         lmbda, mu = lame_parameters(self.E, self.nu)
         m = strain.shape[0]

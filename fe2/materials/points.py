@@ -32,22 +32,26 @@ class LawPoints(MaterialPointsBase):
         self._committed = material.initial_state(dim, num_points)
         self._trial: dict[str, np.ndarray] | None = None
         self._fields: dict[str, np.ndarray] | None = None  # of the committed state, computed once
+        # strains of the committed state (for outputs; unknown after restore_states until a commit)
+        self._strains = np.zeros((num_points, n_comp))
+        self._trial_strains: np.ndarray | None = None
 
     def evaluate(self, strains: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         result = self.material.update(np.asarray(strains, dtype=float), self._committed, self.dim)
         if not result.ok.all():
             point = int(np.flatnonzero(~result.ok)[0])
             raise MaterialPointFailure(point, "inadmissible strain (NaN or det F <= 0)")
-        self._trial = result.state
+        self._trial, self._trial_strains = result.state, np.array(strains, dtype=float)
         return result.stress, np.array(result.tangent)
 
     def commit(self) -> None:
         if self._trial is not None:
             self._committed, self._trial = self._trial, None
+            self._strains, self._trial_strains = self._trial_strains, None
             self._fields = None
 
     def rollback(self) -> None:
-        self._trial = None
+        self._trial, self._trial_strains = None, None
 
     def committed_states(self) -> list[dict[str, np.ndarray]]:
         """Per point: history variable name -> its value at the point."""
@@ -60,12 +64,16 @@ class LawPoints(MaterialPointsBase):
             k: np.array([s[k] for s in states]).reshape(v.shape) for k, v in self._committed.items()
         }
         self._trial, self._fields = None, None
+        self._strains = np.full((self.num_points, self.n_comp), np.nan)
 
     def point_fields(self) -> dict[str, np.ndarray]:
         """Scalar output per point of the committed state, name -> (m,) (the law's
-        ``point_fields``, evaluated once per committed state)."""
+        ``point_fields``, evaluated once per committed state); in 2D, for a law that defines
+        it, ``stress_33``: the out-of-plane stress of plane strain."""
         if self._fields is None:
-            self._fields = self.material.point_fields(self._committed, self.dim)
+            self._fields = dict(self.material.point_fields(self._committed, self.dim))
+            if self.dim == 2 and hasattr(self.material, "out_of_plane_stress"):
+                self._fields["stress_33"] = self.material.out_of_plane_stress(self._strains, self._committed)
         return self._fields
 
 

@@ -152,6 +152,13 @@ class Physics(ABC):
         (Mandel shear scaling removed)."""
         return np.asarray(vector)
 
+    def stress_fields(self, stress: np.ndarray, strain: np.ndarray, out_of_plane: np.ndarray | None) -> dict:
+        """Output fields of the full (3D) stress from cell means of the stress and strain
+        vectors (m, n) and, in 2D, the out-of-plane stress (m,) or None: name -> values
+        (``stress`` (m, 3, 3), ``von_mises``, ``principal_stress``, ...); {} where the full
+        stress is not known or has no meaning (e.g. a flux)."""
+        return {}
+
     def tangent_notation(self, C: np.ndarray) -> np.ndarray:
         """A phase tangent at the reference state, as phase laws give it (``tangent(dim)``),
         -> the notation of this physics' effective tensors."""

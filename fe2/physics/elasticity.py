@@ -81,6 +81,12 @@ class Elasticity(Physics):
         matrix = from_mandel(vector)
         return np.array([matrix[i, j] for i, j in MANDEL_PAIRS[self.dim]])
 
+    def stress_fields(self, stress, strain, out_of_plane):
+        """Full stress, von Mises and principal stresses (2D: with sigma33 only)."""
+        from fe2.io.derived import full_stress_fields
+
+        return full_stress_fields(stress, dim=self.dim, sigma33=out_of_plane)
+
     def effective_law(self, C):
         from fe2.materials import AnisotropicLinearElastic
 

@@ -69,6 +69,12 @@ class FiniteStrain(Physics):
         out[:, :d, :d] = vectors.reshape(len(vectors), d, d)
         return out
 
+    def stress_fields(self, stress, strain, out_of_plane):
+        """P, the Cauchy stress, its von Mises and principal stresses (2D: with P33 only)."""
+        from fe2.io.derived import finite_strain_stress_fields
+
+        return finite_strain_stress_fields(stress, strain, dim=self.dim, P33=out_of_plane)
+
     def tangent_notation(self, C):
         """The Mandel small-strain tangent of a phase -> dP/dF at F = I, row-major F components."""
         d = self.dim

@@ -25,7 +25,9 @@ class EffectiveTensor:
 
     Attributes:
         bc: boundary-condition kind.
-        C: apparent tensor (n, n): Mandel stiffness, conductivity, or dP/dF at F = I.
+        C: apparent tensor (n, n): Mandel stiffness (C[2, 2] = 2 G in 2D;
+            ``fe2.tensors.mandel_to_voigt_stiffness`` for engineering shear strains),
+            conductivity, or dP/dF at F = I (row-major).
         hill_mandel_residual: per unit load case, |<sigma:eps> - Sigma.E| / |Sigma.E|, (n,).
         strain_average_error: max over the load cases of |<eps> - E| / |E|.
         dofs: fluctuation dofs (full space) and size of the constrained system.
@@ -72,3 +74,22 @@ def effective_tensor(
         dofs={"fluctuation": model.global_dofs, "system": int(size)},
         timings={"setup": setup, **timings},
     )
+
+
+def plane_strain_sigma33_coefficients(
+    model: RveModel, bc: str, *, solver_options: Mapping[str, Any] | None = None,
+) -> np.ndarray | None:
+    """s33 (n,) with <sigma33> = s33 . E for a linear 2D RVE in plane strain: the RVE averages
+    of sigma33 under the unit Mandel strains e_k. None where the phases do not define sigma33
+    (or the RVE is not linear / 2D)."""
+    if not (model.is_linear and model.has_out_of_plane_stress):
+        return None
+    solver = make_rve_solver(model, bc, petsc_options=solver_options)
+    try:
+        n = model.physics.n_comp
+        result = solver.solve_batch(np.eye(n), [solver.initial_state()] * n)
+        if result.failures:
+            raise result.failures[min(result.failures)]
+        return solver.point_outputs(result.trials, result.responses)["stress_33"]
+    finally:
+        solver.destroy()

@@ -60,17 +60,21 @@ class PointState:
     """Everything one material point owns: its fluctuation and its history.
 
     ``virgin``: the history is still the initial one (the point never yielded).
+    ``strain``: the macro strain (n,) the state is the answer to (set by
+    :meth:`MicroSolver.solve_batch`; None for the initial state: the reference strain).
     """
 
     w: np.ndarray
     history: History
     virgin: bool = False
+    strain: np.ndarray | None = None
 
     def copy(self) -> PointState:
         return PointState(
             w=self.w.copy(),
             history={tag: {k: v.copy() for k, v in h.items()} for tag, h in self.history.items()},
             virgin=self.virgin,
+            strain=None if self.strain is None else self.strain.copy(),
         )
 
 
@@ -208,6 +212,9 @@ class MicroSolver(ABC):
         t0 = time.perf_counter()
         result = self._solve_batch(strains, list(states), warm, fields) if m else \
             BatchResult([], [], {}, np.zeros(0))
+        for trial, E in zip(result.trials, strains):
+            if trial is not None:
+                trial.strain = E.copy()
         stats = self.statistics
         stats["seconds"] += time.perf_counter() - t0
         answered = [r for r in result.responses if r is not None]
@@ -234,8 +241,9 @@ class MicroSolver(ABC):
                       responses: Sequence[RveResponse | None]) -> dict[str, np.ndarray]:
         """Scalar outputs per point, name -> (m,): ``rve_newton_iterations`` of the last solve;
         if a phase has one, the RVE average of the equivalent plastic strain; for Cauchy-Born
-        phases the stability checks reduced over the RVE (the least stable point). Collective
-        on a distributed RVE (reduced over its ranks)."""
+        phases the stability checks reduced over the RVE (the least stable point); in 2D, when
+        every phase defines it, ``stress_33`` (:meth:`out_of_plane_stress`). Collective on a
+        distributed RVE (reduced over its ranks)."""
         model = self.model
         outputs = {"rve_newton_iterations": np.array(
             [r.iterations if r is not None else 0 for r in responses], dtype=float)}
@@ -253,7 +261,21 @@ class MicroSolver(ABC):
             m = len(states)
             stability = reduce_stability_fields(merged, np.tile(np.arange(m), len(parts)), m)
         outputs.update(stability)
+        if model.has_out_of_plane_stress:  # also with no point: the same names on every rank
+            outputs["stress_33"] = self.out_of_plane_stress(states)
         return outputs
+
+    def out_of_plane_stress(self, states: Sequence[PointState]) -> np.ndarray:
+        """<sigma33> (m,) (<P33> at finite strain): the RVE average of the out-of-plane stress
+        of plane strain, from each state's macro strain, fluctuation and history (the phase
+        laws' ``out_of_plane_stress`` at the micro strains E + strain(w)). It is the macro
+        one: eps33 = 0 (F33 = 1) does no work, so Hill-Mandel holds without it."""
+        model = self.model
+        if not states:
+            return np.zeros(0)
+        E = np.array([model.physics.reference_strain if s.strain is None else s.strain for s in states])
+        micro = model.operators.strain(np.array([s.w for s in states]), E)  # (m, cells, qp, n)
+        return model.point_averages(model.out_of_plane_stress(micro, model.stack([s.history for s in states])))
 
     def destroy(self) -> None:
         """Free owned PETSc objects (on the owning rank)."""

@@ -1,8 +1,10 @@
 """Discretised RVE: mesh, spaces, phases and quadrature -- no state of any solve.
 
 Unknown: the fluctuation w in a Lagrange space V on the RVE mesh Y (a box). For a macro
-strain E (n,), the micro strain at the quadrature points is eps = E + strain(w). Each phase
-law maps it to the stress and the consistent tangent at the quadrature points:
+strain E (n,) (a Mandel vector (e11, e22, sqrt2 e12) / 6 in 3D for small strain, F row-major
+at finite strain, a gradient for conduction), the micro strain at the quadrature points is
+eps = E + strain(w). Each phase law maps it to the stress and the consistent tangent at the
+quadrature points:
 
     residual   R(v)     = (sigma_q, strain(v))_Y,
     Jacobian   J(u, v)  = (C_q strain(u), strain(v))_Y,
@@ -255,6 +257,24 @@ class RveModel:
             ok &= np.asarray(result.ok).reshape(P, -1).all(axis=1)
         ok &= np.isfinite(stress).reshape(P, -1).all(axis=1)
         return MicroUpdate(stress=stress, tangent=tangent, history=trial, ok=ok)
+
+    @property
+    def has_out_of_plane_stress(self) -> bool:
+        """A 2D RVE whose every phase law defines the out-of-plane stress of plane strain
+        (``out_of_plane_stress``: sigma33 at small strain, P33 at finite strain)."""
+        return self.physics.dim == 2 and all(hasattr(law, "out_of_plane_stress") for law in self.phases.values())
+
+    def out_of_plane_stress(self, strain: np.ndarray, history: History) -> np.ndarray:
+        """sigma33 (P33 at finite strain) of plane strain (P, num_cells, num_qp) at the micro strains ``strain``
+        (P, num_cells, num_qp, n) of converged states with the (stacked) ``history``
+        (needs :attr:`has_out_of_plane_stress`)."""
+        P, n = strain.shape[0], self.physics.n_comp
+        sigma33 = np.empty(strain.shape[:3])
+        for tag, law in self.phases.items():
+            cells = self.phase_cells[tag]
+            values = law.out_of_plane_stress(strain[:, cells].reshape(-1, n), history[tag])
+            sigma33[:, cells] = values.reshape(P, len(cells), self.num_qp)
+        return sigma33
 
     # ------------------------------------------------------------------ averages
 

@@ -68,6 +68,10 @@ class RvePool(SolverPointsBase):
     def evaluate(self, strains: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Homogenised stresses (m, n) and consistent tangents (m, n, n) for strains (m, n).
 
+        Vectors in the notation of the physics: Mandel (e11, e22, sqrt2 e12) for small strain
+        (``fe2.tensors.to_mandel`` / ``from_mandel`` convert tensors), F and P row-major at
+        finite strain, the temperature gradient for conduction.
+
         Each point starts from its committed history and is warm-started from its last
         fluctuation (trial if any, else committed).
 
