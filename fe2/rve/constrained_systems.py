@@ -30,8 +30,9 @@ import numpy as np
 from fe2.fem.element_operators import MatrixSlots, Scatter
 from fe2.linalg.cholesky import BatchedCholesky, unique_keys
 from fe2.linalg.petsc_lu import PetscKrylov, PetscLU
-from fe2.rve.boundary_conditions import RveBoundaryCondition, TractionBC, rigid_mode_dofs
+from fe2.rve.boundary_conditions import RveBoundaryCondition, rigid_mode_dofs
 from fe2.rve.model import RveModel
+from fe2.rve.traction_bc import TractionBC
 
 
 #: Factorisations dearer than this (multiply-adds; about a 10k-dof 2D or a 1.5k-dof 3D RVE)
