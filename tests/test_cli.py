@@ -115,7 +115,7 @@ BAD_CONFIGS = [
     (("phases.matrix.E", -2.0), "phases.matrix.E"),
     (("phases.fibre.nu", 0.5), "phases.fibre.nu: Input should be less than 0.5"),
     (("phases.fibre.nu", -1.2), "phases.fibre.nu: Input should be greater than -1"),
-    (("physics", "plasticity"), "physics: Input should be 'elasticity', 'finite_strain' or 'conduction'"),
+    (("physics", "plasticity"), "physics: Input should be 'elasticity', 'generalized_plane_strain', 'finite_strain' or 'conduction'"),
     (("rve.bc", "dirichlet"), "rve.bc"),
     (("mesh.file", "no/such/mesh.msh"), "mesh.file: no such mesh file"),
     (("phases.fibre.tag", 7), "phases.fibre.tag: tag 7 is not a cell tag of the mesh"),

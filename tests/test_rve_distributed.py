@@ -90,6 +90,16 @@ def test_distributed_tensor_equals_serial(kind):
         assert result.hill_mandel_residual.max() < 1e-12
 
 
+@pytest.mark.parametrize("kind", ["direct", "iterative"])
+def test_distributed_section_tensor_equals_serial(kind):
+    """Generalised plane strain (u3 on a 2D section): the 6 x 6 tensor on two ranks."""
+    serial, distributed = models(2, "generalized_plane_strain", ELASTIC, 1)
+    for bc in BCS:
+        reference = effective_tensor(serial, bc, linear_solver="direct")
+        result = effective_tensor(distributed, bc, linear_solver=kind)
+        assert relative(result.C, reference.C) < (1e-12 if kind == "direct" else 1e-8), bc
+
+
 def test_distributed_conduction_3d_equals_serial():
     serial, distributed = models(3, "conduction", {1: LinearConductor(1.0), 2: LinearConductor(25.0)}, 1,
                                  halves=False)

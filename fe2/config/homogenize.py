@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from fe2.physics import PHYSICS_NAMES
+from fe2.physics import PHYSICS, PHYSICS_NAMES
 from fe2.config.base import ConfigModel, Limits, load_config
 from fe2.config.materials import Phase, WithDefaultLaws, check_phases
 from fe2.config.rve import MeshSource, RveOptions, SolverOptions
@@ -115,7 +115,9 @@ class HomogenizeConfig(WithDefaultLaws):
     """A homogenisation study (`fe2 homogenize`): effective tensor, or a load path."""
 
     physics: Literal[PHYSICS_NAMES] = Field(  # type: ignore[valid-type]
-        description="field problem on the RVE"
+        description="field problem on the RVE; generalized_plane_strain: a 2D section of a "
+        "body uniform along x3 (e.g. a fibre cross-section) with the out-of-plane displacement "
+        "as a third component: full 3D strains, stresses and the 6 x 6 tensor"
     )
     mesh: MeshSource
     phases: dict[str, Phase] = Field(min_length=1, description="phase name -> material")
@@ -130,6 +132,12 @@ class HomogenizeConfig(WithDefaultLaws):
     @model_validator(mode="after")
     def _consistent(self) -> HomogenizeConfig:
         check_phases(self.phases, self.physics)
+        generate = self.mesh.generate
+        if generate is not None and generate.dim not in PHYSICS[self.physics].mesh_dims:
+            raise ValueError(
+                f"mesh.generate.type: {generate.type} makes a {generate.dim}D mesh; physics "
+                f"{self.physics} needs a 2D RVE mesh (a cross-section normal to x3)"
+            )
         path = self.load_path
         if path is not None and path.num_steps > self.limits.steps:
             raise ValueError(

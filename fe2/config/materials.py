@@ -8,7 +8,7 @@ from pydantic import Field, model_validator
 
 from fe2.config.base import ConfigModel
 from fe2.lattice.lattices import LATTICES
-from fe2.physics import default_law
+from fe2.physics import default_law, laws_of
 from fe2.lattice.potentials import LennardJones, Morse
 from fe2.materials import J2Plasticity, LinearConductor, LinearElastic, Material, NeoHookean
 from fe2.materials.cauchy_born import CauchyBornLaw
@@ -245,8 +245,9 @@ class WithDefaultLaws(ConfigModel):
 
 
 def check_law(phase, physics: str, *, key: str) -> None:
-    """The phase's law belongs to the physics (ValueError naming the key)."""
-    if LAW_PHYSICS[phase.law] != physics:
+    """The phase's law belongs to the physics (or the physics whose laws it uses; ValueError
+    naming the key)."""
+    if LAW_PHYSICS[phase.law] != laws_of(physics):
         raise ValueError(
             f"{key}.law: {phase.law!r} is a law for physics {LAW_PHYSICS[phase.law]!r}, "
             f"but physics is {physics!r}"

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from fe2.physics import PHYSICS_NAMES
+from fe2.physics import MACRO_PHYSICS_NAMES
 from fe2.config.base import ConfigModel, Limits, load_config
 from fe2.config.loading import (
     BUILTIN_AMPLITUDES, AmplitudeTable, RotationConfig, StepIncrement, ValueEntry, check_amplitudes,
@@ -257,7 +257,7 @@ RESTART_SAFE = ("steps", "end_time", "amplitudes", "parallel", "output", "checkp
 class RunConfig(ConfigModel):
     """A macro (FE² or single-scale) study: `fe2 run`."""
 
-    physics: Literal[PHYSICS_NAMES] = Field(  # type: ignore[valid-type]
+    physics: Literal[MACRO_PHYSICS_NAMES] = Field(  # type: ignore[valid-type]
         description="macro field problem: small strain, finite strain (F = I + grad U), or "
         "stationary conduction / Darcy flow (temperature T, -div q = s)"
     )

@@ -13,7 +13,8 @@ They determine S (and C) completely: :func:`stiffness_from_constants` inverts
 :func:`engineering_constants`. In 2D the tensor is the plane-strain stiffness (eps_33 = 0),
 so these are **plane-strain constants** of the in-plane compliance S' = C^-1 (3 x 3): for an
 isotropic material E'_i = E / (1 - nu^2), nu'_12 = nu / (1 - nu), G_12 = G. The 3D constants of
-a fibre cross-section (the longitudinal ones) need the out-of-plane load cases.
+a fibre cross-section (the longitudinal ones) come from its 6 x 6 tensor under generalised
+plane strain (:mod:`fe2.physics.generalized_plane_strain`).
 
 **Symmetry**: the closest tensor of a class, in the Frobenius norm of the Mandel matrices (the
 norm of the fourth-order tensor), is the orthogonal projection onto the class's subspace
@@ -285,9 +286,11 @@ def tensor_report(physics: Physics, tensor: np.ndarray, *, expect_isotropic: boo
     F = I, analysed as its small-strain Mandel stiffness) or 'conductivity' (K: the block of
     the gradient components, without the dq/dT column of a k(T) phase). With
     ``expect_isotropic`` (a statistically isotropic cell, e.g. random inclusions) a
-    ``warning`` is added when the distance to isotropy exceeds :data:`ISOTROPY_TOLERANCE`.
+    ``warning`` is added when the distance to the class such a cell must have
+    (``physics.statistical_symmetry``: isotropy; transverse isotropy about x3 for the 3D tensor
+    of a fibre section) exceeds :data:`ISOTROPY_TOLERANCE`.
     """
-    dim, kind = physics.dim, physics.tensor_kind
+    dim, kind = physics.tensor_dim, physics.tensor_kind
     block = physics.fluctuation_components
     tensor = np.asarray(tensor, dtype=float)[block, block]
     if kind == "conductivity":
@@ -308,13 +311,16 @@ def tensor_report(physics: Physics, tensor: np.ndarray, *, expect_isotropic: boo
         "tensor P(C) of each class, in the axes of the cell"
         + ("; 2D: classes of the in-plane (plane-strain) tensor" if plane else "")
     )
-    distance = symmetry["classes"]["isotropic"]["distance"]
+    expected = physics.statistical_symmetry if kind != "conductivity" else "isotropic"
+    distance = symmetry["classes"][expected]["distance"]
     symmetry["expected_isotropic"] = expect_isotropic
     if expect_isotropic and distance > ISOTROPY_TOLERANCE:
-        what = "in-plane isotropic (transversely isotropic section)" if dim == 2 else "isotropic"
+        what = {"isotropic": "in-plane isotropic (transversely isotropic section)" if dim == 2 else "isotropic",
+                "transversely_isotropic_3": "transversely isotropic about x3 (random fibres along x3)"}[expected]
+        away = "isotropy" if expected == "isotropic" else "transverse isotropy about x3"
         symmetry["warning"] = (
             f"the random cell is meant to be statistically {what} but its tensor is "
-            f"{100 * distance:.1f} % away from isotropy "
+            f"{100 * distance:.1f} % away from {away} "
             f"(tolerance {100 * ISOTROPY_TOLERANCE:g} %): "
             "the cell is too small to be representative; use more inclusions (n) or average "
             "several seeds"

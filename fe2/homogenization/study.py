@@ -162,7 +162,7 @@ def run_homogenization(
     names = list(config.phases)
     tag_fractions = model.volume_fractions()
     fractions = {name: tag_fractions[config.phases[name].tag] for name in names}
-    tangents = [materials[config.phases[name].tag].tangent(dim) for name in names]
+    tangents = [materials[config.phases[name].tag].tangent(physics.tensor_dim) for name in names]
     weights = [fractions[name] for name in names]
     bounds = phase_bounds(weights, tangents, physics)
     mesh = rve_mesh.mesh

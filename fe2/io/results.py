@@ -248,7 +248,7 @@ def format_report(result: HomogenizationResult) -> str:
         lines += ["", f"{title}{extra}", *_matrix(C, labels)]
     for bc in bcs:
         report = _tensor_report(result, result.effective[bc].C)
-        lines += ["", f"{bc} BC:", *format_tensor_report(report, result.dim)]
+        lines += ["", f"{bc} BC:", *format_tensor_report(report, _physics(result).tensor_dim)]
     if len(bcs) == 3 and result.bounds:
         gaps = loewner_gaps(C for _, C in ordered)
         scale = np.abs(result.bounds["voigt"]).max()

@@ -40,6 +40,9 @@ class Physics(ABC):
     """
 
     name: str
+    #: The physics whose phase laws this one uses (its own name unless it is a variant, e.g.
+    #: generalised plane strain uses the laws of elasticity); None: ``name``.
+    law_physics: str | None = None
     primary: str = "displacement"
     default_law: str
     tensor_key: str
@@ -59,11 +62,28 @@ class Physics(ABC):
     reaction_column: str = "reaction"
     reaction_label: str = "reaction force"
     mean_label: str = "mean displacement of the boundary"
+    #: Dimensions of the meshes it is solved on.
+    mesh_dims: tuple[int, ...] = (2, 3)
+    #: The symmetry class (a key of :func:`fe2.homogenization.engineering.symmetry_classes`)
+    #: of the effective tensor of a statistically isotropic microstructure.
+    statistical_symmetry: str = "isotropic"
 
     def __init__(self, dim: int):
         if dim not in (2, 3):
             raise ValueError(f"dimension must be 2 or 3, got {dim}")
         self.dim = dim
+
+    @property
+    def laws_of(self) -> str:
+        """The physics name the phase laws must belong to."""
+        return self.law_physics or self.name
+
+    @property
+    def tensor_dim(self) -> int:
+        """Dimension of the strain and stress tensors, the ``dim`` the phase laws are called
+        with: the mesh dimension, except for a section of a 3D body (generalised plane strain
+        on a 2D mesh: 3)."""
+        return self.dim
 
     # ------------------------------------------------------------------ field and strain
 

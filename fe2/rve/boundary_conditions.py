@@ -90,7 +90,10 @@ def rigid_mode_dofs(model: RveModel) -> np.ndarray:
     """Global dofs that fix the rigid modes of the unconstrained RVE operator (3-2-1 nodes).
 
     Scalar field: one node (constants). Vector field: node a near the lo corner (all
-    components), node b along x from it (components 2..d), in 3D node c along y (component 3).
+    components: the translations), node b along x from it (components 2..d: the rotations
+    about the axes normal to x), in 3D node c along y (component 3: the rotation about x). A
+    field with more components than the mesh dimension (generalised plane strain: u3 on a 2D
+    section) has no more rigid modes: only the translation u3.
     The nodes are the same on any number of ranks (nearest owned node, then the smallest
     distance and global number over the ranks).
     """
@@ -109,7 +112,7 @@ def rigid_mode_dofs(model: RveModel) -> np.ndarray:
     along = [box.lo + np.eye(box.dim)[i] * box.lengths[i] for i in range(box.dim)]
     dofs = [a * bs + c for c in range(bs)]
     b = nearest(along[0])
-    dofs += [b * bs + c for c in range(1, bs)]
+    dofs += [b * bs + c for c in range(1, box.dim)]
     if box.dim == 3:
         c = nearest(along[1])
         dofs.append(c * bs + 2)

@@ -254,7 +254,7 @@ class MicroSolver(ABC):
                 sum(weights[t] @ s.history[t]["equivalent_plastic_strain"] for t in plastic)
                 for s in states
             ]))
-        stability = rve_stability_fields(model.phases, [s.history for s in states], model.physics.dim)
+        stability = rve_stability_fields(model.phases, [s.history for s in states], model.physics.tensor_dim)
         if stability and model.distributed:  # the least stable point over the ranks
             parts = model.comm.allgather(stability)
             merged = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}

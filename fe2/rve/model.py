@@ -121,7 +121,7 @@ class RveModel:
         if physics.dim != dim:
             raise RveInputError(f"{physics.name} in {physics.dim}D on a {dim}D mesh")
         for tag, material in phases.items():
-            if material.physics != physics.name:
+            if material.physics != physics.laws_of:
                 raise RveInputError(
                     f"phase {tag}: a {material.physics} law in a {physics.name} RVE"
                 )
@@ -215,7 +215,7 @@ class RveModel:
     def initial_history(self) -> History:
         """History of one virgin RVE."""
         return {
-            tag: material.initial_state(self.physics.dim, len(self.phase_cells[tag]) * self.num_qp)
+            tag: material.initial_state(self.physics.tensor_dim, len(self.phase_cells[tag]) * self.num_qp)
             for tag, material in self.phases.items()
         }
 
@@ -250,7 +250,7 @@ class RveModel:
         for tag, material in self.phases.items():
             cells = self.phase_cells[tag]
             shape = (P, len(cells), self.num_qp)
-            result = material.update(strain[:, cells].reshape(-1, n), history[tag], self.physics.dim)
+            result = material.update(strain[:, cells].reshape(-1, n), history[tag], self.physics.tensor_dim)
             stress[:, cells] = result.stress.reshape(*shape, n)
             tangent[:, cells] = result.tangent.reshape(*shape, n, n)
             trial[tag] = result.state
@@ -260,11 +260,11 @@ class RveModel:
 
     @property
     def has_out_of_plane_stress(self) -> bool:
-        """A 2D RVE on one process whose every phase law defines the out-of-plane stress of
+        """A plane-strain RVE (2D tensors) on one process whose every phase law defines the out-of-plane stress of
         plane strain (``out_of_plane_stress``: sigma33 at small strain, P33 at finite strain).
         Not yet for an RVE distributed over ranks (``parallel.ranks_per_rve`` > 1): its fields
         then go without sigma33 and the stresses derived from it."""
-        return (self.physics.dim == 2 and not self.distributed
+        return (self.physics.tensor_dim == 2 and not self.distributed
                 and all(hasattr(law, "out_of_plane_stress") for law in self.phases.values()))
 
     def out_of_plane_stress(self, strain: np.ndarray, history: History) -> np.ndarray:
