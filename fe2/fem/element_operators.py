@@ -12,7 +12,8 @@ so that residuals and Jacobians of many states are loops over shared B (C kernel
 B is computed by DOLFINx (no hand-written shape functions): the matrix of the form
 (strain(u), v_q) over the quadrature space of the strain, whose test functions are point
 evaluations, is G scaled by the quadrature volumes; dividing by dV gives G, and B is G cut
-into its cell blocks. ``cell_dofs`` are unrolled dofs (node * bs + component).
+into its cell blocks. ``cell_dofs`` are unrolled local dofs (node * bs + component; on a mesh
+distributed over ranks, the owned dofs and ghosts of this rank).
 """
 
 from __future__ import annotations
@@ -160,8 +161,14 @@ def element_operators(space: QuadratureSpace) -> ElementOperators:
     rows, cols, values = rows[owned], indices[owned], data[owned]
     c, rest = np.divmod(rows, nqp * n)
     q, i = np.divmod(rest, n)
+    index_map = V.dofmap.index_map
+    num_dofs = (index_map.size_local + index_map.num_ghosts) * bs
+    if space.mesh.comm.size > 1:  # PETSc columns are global dofs: to this rank's local ones
+        nodes_global = index_map.local_to_global(np.arange(num_dofs // bs, dtype=np.int32))
+        global_dofs = (nodes_global[:, None] * bs + np.arange(bs)).ravel()
+        by_global = np.argsort(global_dofs)
+        cols = by_global[np.searchsorted(global_dofs[by_global], cols).clip(max=num_dofs - 1)]
     # Local index of each column among its cell's sorted dofs.
-    num_dofs = V.dofmap.index_map.size_local * bs + V.dofmap.index_map.num_ghosts * bs
     keys = (np.arange(cells)[:, None] * num_dofs + cell_dofs).ravel()
     local = np.searchsorted(keys, c * num_dofs + cols) - c * k
     if not np.array_equal(cell_dofs[c, local], cols):

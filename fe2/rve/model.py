@@ -260,11 +260,10 @@ class RveModel:
 
     @property
     def has_out_of_plane_stress(self) -> bool:
-        """A plane-strain RVE (2D tensors) on one process whose every phase law defines the out-of-plane stress of
-        plane strain (``out_of_plane_stress``: sigma33 at small strain, P33 at finite strain).
-        Not yet for an RVE distributed over ranks (``parallel.ranks_per_rve`` > 1): its fields
-        then go without sigma33 and the stresses derived from it."""
-        return (self.physics.tensor_dim == 2 and not self.distributed
+        """A plane-strain RVE (2D tensors) whose every phase law defines the out-of-plane
+        stress of plane strain (``out_of_plane_stress``: sigma33 at small strain, P33 at
+        finite strain)."""
+        return (self.physics.tensor_dim == 2
                 and all(hasattr(law, "out_of_plane_stress") for law in self.phases.values()))
 
     def out_of_plane_stress(self, strain: np.ndarray, history: History) -> np.ndarray:
