@@ -20,7 +20,7 @@ PHYSICS: dict[str, type[Physics]] = {
 #: The physics names, for config schemas.
 PHYSICS_NAMES = tuple(PHYSICS)
 #: Physics of a macro problem (`fe2 run`): a section physics has no macro counterpart.
-MACRO_PHYSICS_NAMES = tuple(name for name, cls in PHYSICS.items() if cls is not GeneralizedPlaneStrain)
+MACRO_PHYSICS_NAMES = tuple(name for name, cls in PHYSICS.items() if cls.macro)
 
 
 def make_physics(name: str, dim: int, phases: Iterable = ()) -> Physics:

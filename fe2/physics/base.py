@@ -64,6 +64,8 @@ class Physics(ABC):
     mean_label: str = "mean displacement of the boundary"
     #: Dimensions of the meshes it is solved on.
     mesh_dims: tuple[int, ...] = (2, 3)
+    #: It can be a macro problem (`fe2 run`), not only an RVE's.
+    macro: bool = True
     #: The symmetry class (a key of :func:`fe2.homogenization.engineering.symmetry_classes`)
     #: of the effective tensor of a statistically isotropic microstructure.
     statistical_symmetry: str = "isotropic"

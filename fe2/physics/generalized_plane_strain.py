@@ -37,6 +37,7 @@ class GeneralizedPlaneStrain(Elasticity):
     #: Random fibres in a section: transversely isotropic about the fibre axis x3.
     statistical_symmetry = "transversely_isotropic_3"
     mesh_dims = (2,)
+    macro = False  # a section has no macro problem of its own
 
     def __init__(self, dim: int):
         if dim not in self.mesh_dims:
