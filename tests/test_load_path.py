@@ -56,7 +56,7 @@ def test_plastic_load_path_csv_and_fields(tmp_path):
     assert [int(r["step"]) for r in rows] == list(range(1, 7))
     labels = ["11", "22", "12"]
     expected_columns = (
-        ["step"] + [f"E{c}" for c in labels] + [f"S{c}" for c in labels]
+        ["step"] + [f"E{c}" for c in labels] + [f"S{c}" for c in labels] + ["S33", "von_mises"]
         + [f"C_{a}_{b}" for a in labels for b in labels]
         + ["newton_iterations", "substeps", "stress_controlled", "control_iterations", "stress_residual",
            "hill_mandel_residual", "max_equivalent_plastic_strain", "seconds"]

@@ -229,6 +229,10 @@ class OutputConfig(ConfigModel):
     scale_separation: ScaleSeparationConfig | None = Field(
         None, description="scale-separation indicator eps_L at every macro point (fields, history)"
     )
+    quadrature_fields: bool = Field(
+        False, description="also write the fields at the macro quadrature points (a point cloud, "
+        "quadrature_fields.xdmf) whenever the fields are written"
+    )
 
     @field_validator("probes")
     @classmethod

@@ -139,7 +139,10 @@ class LoadPathResult:
     ``stress_controlled``: the control mask of each step (n,); ``control_iterations``: the
     evaluations of the RVE per step (1 under strain control, the outer Newton iterations of
     the stress control otherwise, over all sub-steps); ``stress_residual``: the final relative
-    residual of the prescribed stresses (0 under strain control).
+    residual of the prescribed stresses (0 under strain control); ``out_of_plane_stress``:
+    <sigma33> (<P33> at finite strain) of plane strain per step, from the micro solver's
+    point outputs (``stress_33``), empty where the RVE does not have it (3D, conduction, laws
+    without it, an RVE distributed over ranks).
     """
 
     bc: str
@@ -155,6 +158,17 @@ class LoadPathResult:
     stress_controlled: list[np.ndarray] = field(default_factory=list)
     control_iterations: list[int] = field(default_factory=list)
     stress_residual: list[float] = field(default_factory=list)
+    out_of_plane_stress: list[float] = field(default_factory=list)
+
+    def full_stress_columns(self, physics: Physics) -> dict[str, np.ndarray]:
+        """Per step the out-of-plane stress and the von Mises stress of the homogenised full
+        stress (<sigma> in plane with <sigma33>), column name -> (steps,), names from the
+        physics (:meth:`Physics.full_stress_columns`); {} where the RVE has no out-of-plane
+        stress."""
+        if not self.out_of_plane_stress:
+            return {}
+        return physics.full_stress_columns(np.array(self.stresses), np.array(self.strains),
+                                           np.array(self.out_of_plane_stress))
 
 
 @dataclass
@@ -262,6 +276,9 @@ def run_load_path(
         result.stress_controlled.append(stepper.mask.copy())
         result.control_iterations.append(step.point_evaluations)
         result.stress_residual.append(step.residual_norm if mixed else 0.0)
+        outputs = pool.point_fields()  # collective on a distributed RVE
+        if "stress_33" in outputs:
+            result.out_of_plane_stress.append(float(outputs["stress_33"][0]))
         if step.step in field_steps:
             result.snapshots.append((float(step.step), pool.probe_fields()[0]))
         log.info(

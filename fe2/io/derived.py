@@ -123,3 +123,23 @@ def finite_strain_stress_fields(P: np.ndarray, F: np.ndarray, *, dim: int,
         cauchy = to_mandel(cauchy_stress(P, F))
     return {"stress": first, "cauchy_stress": from_mandel(cauchy), "von_mises": von_mises(cauchy),
             "principal_stress": principal_stresses(cauchy)}
+
+
+def flat_output_values(physics, vectors: np.ndarray) -> np.ndarray:
+    """Strain or stress vectors (m, n) -> the physics' output values flat per row, (m, 9) for
+    3 x 3 tensors, (m, d) for vectors (explicit sizes: a rank may hold no row)."""
+    vectors = np.asarray(vectors, dtype=float)
+    return physics.output_values(vectors).reshape(len(vectors), int(np.prod(physics.output_shape)))
+
+
+def stress_output_values(physics, stress: np.ndarray, strain: np.ndarray,
+                         out_of_plane: np.ndarray | None) -> dict[str, np.ndarray]:
+    """Output rows of m stress states (cell means or quadrature points): from the stress and
+    strain vectors (m, n) and, in 2D, the out-of-plane stress (m,) or None, name -> values:
+    ``stress`` (m, 9) -- the full stress where the physics knows it (``stress_fields``),
+    else its output values -- and the derived fields (``von_mises`` (m,),
+    ``principal_stress`` (m, 3), ``cauchy_stress`` (m, 9), ...) where the full stress is known."""
+    full = physics.stress_fields(stress, strain, out_of_plane)
+    if not full:
+        return {"stress": flat_output_values(physics, stress)}
+    return {name: value.reshape(len(value), 9) if value.ndim == 3 else value for name, value in full.items()}

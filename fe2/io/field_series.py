@@ -35,7 +35,7 @@ from mpi4py import MPI
 
 from fe2.errors import ResourceError, collectively, os_error_message
 
-XDMF_TOPOLOGY = {"interval": "Polyline", "triangle": "Triangle", "quadrilateral": "Quadrilateral",
+XDMF_TOPOLOGY = {"vertex": "Polyvertex", "interval": "Polyline", "triangle": "Triangle", "quadrilateral": "Quadrilateral",
                  "tetrahedron": "Tetrahedron", "hexahedron": "Hexahedron"}
 ATTRIBUTE_TYPE = {1: "Scalar", 3: "Vector", 9: "Tensor"}
 XINCLUDE = "http://www.w3.org/2001/XInclude"
@@ -131,6 +131,35 @@ def assemble(parts, rows: int) -> np.ndarray:
     return out
 
 
+class PointCloudNumbering:
+    """A cloud of points with global ids (rank-count independent), written as Polyvertex
+    cells, one per point: the numbering of a :class:`FieldSeries` whose node fields are
+    values at the points.
+
+    Args:
+        comm: the communicator of the ranks holding points.
+        ids: (k,) global ids of this rank's points (0 .. N-1 over all ranks, each once).
+        coordinates: (k, gdim) their coordinates.
+    """
+
+    cell_name = "vertex"
+    nodes_per_cell = 1
+
+    def __init__(self, comm: MPI.Comm, ids: np.ndarray, coordinates: np.ndarray):
+        self.comm = comm
+        self.ids = np.asarray(ids, dtype=np.int64)
+        self.coordinates = np.zeros((len(self.ids), 3))
+        self.coordinates[:, : np.shape(coordinates)[1]] = coordinates
+        local = int(self.ids.max()) + 1 if len(self.ids) else 0
+        self.num_nodes = self.num_cells = comm.allreduce(local, op=MPI.MAX)
+
+    def gather_mesh(self):
+        parts = self.comm.gather((self.ids, self.coordinates), root=0)
+        if self.comm.rank != 0:
+            return None, None
+        return assemble(parts, self.num_nodes), np.arange(self.num_nodes, dtype=np.int64)[:, None]
+
+
 class MeshNumbering:
     """The input ordering of a (distributed) first-order mesh: input node ids, original cell
     ids of the owned cells, global counts."""
@@ -197,15 +226,19 @@ class FieldSeries:
         name: the index is ``name.xdmf``, the data in the folder ``name/``.
         keep_until: steps already written and kept (a restart after step N keeps the steps
             <= N of an existing index and drops the rest); None: start a new series.
+        numbering: the rows of the files (default: the nodes and cells of ``mesh`` in input
+            ordering, :class:`MeshNumbering`; a :class:`PointCloudNumbering` for values at
+            points, written with :meth:`write_values`).
     """
 
-    def __init__(self, mesh, directory: Path, name: str = "fields", *, keep_until: int | None = None):
+    def __init__(self, mesh, directory: Path, name: str = "fields", *, keep_until: int | None = None,
+                 numbering: MeshNumbering | PointCloudNumbering | None = None):
         self.mesh, self.comm = mesh, mesh.comm
         self.directory = Path(directory)
         self.index = self.directory / f"{name}.xdmf"
         self.folder = self.directory / name
         self.relative = name  # data paths in the index are relative to it
-        self.numbering = MeshNumbering(mesh)
+        self.numbering = MeshNumbering(mesh) if numbering is None else numbering
         self.grids: list[ET.Element] = []
         mesh_file = self.folder / "mesh.h5"
         geometry, topology = self.numbering.gather_mesh()
@@ -281,19 +314,24 @@ class FieldSeries:
                 index stay as they were, no temporary file is left).
         """
         n = self.numbering
-        node_parts = [self.comm.gather(n.node_values(f), root=0) for f in node_fields]
-        cell_parts = [self.comm.gather(n.cell_values(f), root=0) for f in cell_fields]
+        values = {f.name: ("Node", n.node_values(f)) for f in node_fields}
+        values.update({f.name: ("Cell", n.cell_values(f)) for f in cell_fields})
+        self.write_values(step, time, values)
+
+    def write_values(self, step: int, time: float, values: dict[str, tuple[str, tuple[np.ndarray, np.ndarray]]]) -> None:
+        """Write the fields of ``step`` at ``time`` from this rank's rows (collective; the same
+        names in the same order on every rank): name -> (``Node`` or ``Cell``, (ids (k,),
+        values (k, 1, 3 or 9))); then rewrite the index. Errors as for :meth:`write`."""
+        n = self.numbering
+        gathered = {name: (center, self.comm.gather(rows, root=0)) for name, (center, rows) in values.items()}
 
         def write() -> None:
             if self.comm.rank != 0:
                 return
             data, shapes = {}, {}
-            for function, parts in zip(node_fields, node_parts):
-                data[function.name] = assemble(parts, n.num_nodes)
-                shapes[function.name] = ("Node", data[function.name].shape)
-            for function, parts in zip(cell_fields, cell_parts):
-                data[function.name] = assemble(parts, n.num_cells)
-                shapes[function.name] = ("Cell", data[function.name].shape)
+            for name, (center, parts) in gathered.items():
+                data[name] = assemble(parts, n.num_nodes if center == "Node" else n.num_cells)
+                shapes[name] = (center, data[name].shape)
             path = self.folder / _step_name(step)
             try:
                 _write_h5_atomically(path, data, {"time": float(time), "step": int(step)})

@@ -25,7 +25,9 @@ import numpy as np
 from dolfinx import fem
 
 from fe2.errors import ResourceError, collectively, os_error_cause
+from fe2.io.derived import flat_output_values, stress_output_values
 from fe2.io.field_series import FieldSeries
+from fe2.io.quadrature_fields import QuadratureFields
 from fe2.macro.problem import MacroProblem
 from fe2.macro.stepping import StepRecord
 from fe2.io.probes import RveProbes
@@ -73,12 +75,12 @@ class MacroOutput:
     errors raise :class:`ResourceError` naming the path.
     """
 
-    FILES = ("fields.xdmf", "fields", "history.csv", "summary.json", "checkpoints")
+    FILES = ("fields.xdmf", "fields", "history.csv", "summary.json", "checkpoints", *QuadratureFields.FILES)
 
     def __init__(
         self, problem: MacroProblem, directory: Path, *, fields_every: int, num_steps: int,
         resume_after: int | None = None, rows: list[dict] | None = None,
-        probes: RveProbes | None = None, monitors: list | None = None,
+        probes: RveProbes | None = None, monitors: list | None = None, quadrature_fields: bool = False,
     ):
         self.problem, self.directory = problem, Path(directory)
         self.fields_every, self.num_steps = fields_every, num_steps
@@ -101,6 +103,9 @@ class MacroOutput:
         }
         self.probes = probes
         self.series = FieldSeries(mesh, self.directory, "fields", keep_until=resume_after)
+        #: the fields at the quadrature points (``output.quadrature_fields``), or None
+        self.quadrature = (QuadratureFields(problem, self.directory, keep_until=resume_after)
+                           if quadrature_fields else None)
         self.rows: list[dict] = list(rows or [])
         #: Per-point outputs besides the material points' (e.g. the scale-separation
         #: indicator): ``point_fields()`` -> name -> (points,), ``FIELDS``: name -> cell reduction.
@@ -117,19 +122,14 @@ class MacroOutput:
     def _tensor_cells(self, vectors: np.ndarray) -> np.ndarray:
         """Cell-mean strain/stress vectors (cells, n) -> output values (3 x 3 tensors, or
         vectors for conduction), flat per cell."""
-        physics = self.problem.physics  # (0, -1) cannot be reshaped: a rank may own no cell
-        return physics.output_values(vectors).reshape(len(vectors), int(np.prod(physics.output_shape)))
+        return flat_output_values(self.problem.physics, vectors)
 
     def _stress_fields(self, stress: np.ndarray, strain: np.ndarray, out_of_plane: np.ndarray | None) -> dict[str, np.ndarray]:
         """Cell means of the stress and strain (cells, n) and, in 2D, of the out-of-plane stress
         (cells,) or None -> name -> cell values: ``stress`` (cells, 9) and, where the full
         stress is known, ``von_mises`` and ``principal_stress`` (of the Cauchy stress at
         finite strain, also written as ``cauchy_stress``)."""
-        full = self.problem.physics.stress_fields(stress, strain, out_of_plane)
-        if not full:
-            return {"stress": self._tensor_cells(stress)}
-        # 3 x 3 tensors flat (cells, 9); explicit sizes: a rank may own no cell
-        return {name: value.reshape(len(value), 9) if value.ndim == 3 else value for name, value in full.items()}
+        return stress_output_values(self.problem.physics, stress, strain, out_of_plane)
 
     def _set_cells(self, function: fem.Function, values: np.ndarray) -> None:
         """Write per-cell values (cells, ...) of the owned cells into a DG0 function."""
@@ -142,7 +142,8 @@ class MacroOutput:
             self.displacement.interpolate(problem.u)
         else:
             self.displacement.x.array[:] = problem.u.x.array
-        strain = self._cell_mean(problem.macro_strains().reshape(cells, nq, problem.physics.n_comp))
+        strains = problem.macro_strains()  # (cells * nq, n)
+        strain = self._cell_mean(strains.reshape(cells, nq, problem.physics.n_comp))
         self._set_cells(self.strain, self._tensor_cells(strain))
         point_fields = dict(problem.points.point_fields())
         out_of_plane = point_fields.get("stress_33")
@@ -166,6 +167,8 @@ class MacroOutput:
             self._set_cells(self.point_outputs[name], cell_values)
         self.series.write(step, time, node_fields=[self.displacement],
                           cell_fields=[self.stress, self.strain, *derived, *self.point_outputs.values()])
+        if self.quadrature is not None:
+            self.quadrature.write(step, time, strains=strains, point_fields=point_fields)
         if self.probes is not None:
             self.probes.write(time)
 

@@ -107,6 +107,8 @@ def plot_load_path(path_csv: Path) -> list[Path]:
     figure, (curve, top, bottom) = plt.subplots(3, 1, figsize=(6, 9))
     for column in stress:
         strain = {"S": "E", "P": "F", "Q": "G"}[column[0]] + column[1:]
+        if strain not in rows[0]:  # S33 (P33) of plane strain: eps33 = 0, no curve
+            continue
         values = [float(r[column]) for r in rows]
         if max(abs(v) for v in values) > 1e-6 * max(abs(float(r[c])) for r in rows for c in stress):
             start = 1.0 if column[0] == "P" and column[1] == column[2] else 0.0  # F = I unloaded

@@ -100,8 +100,9 @@ def load_path_csv(result: HomogenizationResult, path_result: LoadPathResult) -> 
     labels = list(physics.labels)
     e, s = physics.csv_prefix
     key = physics.tensor_key
+    full = path_result.full_stress_columns(physics)  # S33 and von Mises where known
     header = (
-        ["step"] + [f"{e}{c}" for c in labels] + [f"{s}{c}" for c in labels]
+        ["step"] + [f"{e}{c}" for c in labels] + [f"{s}{c}" for c in labels] + list(full)
         + [f"{key}_{a}_{b}" for a in labels for b in labels]
         + ["newton_iterations", "substeps", "stress_controlled", "control_iterations", "stress_residual",
            "hill_mandel_residual", "max_equivalent_plastic_strain", "seconds"]
@@ -115,6 +116,7 @@ def load_path_csv(result: HomogenizationResult, path_result: LoadPathResult) -> 
             [k + 1]
             + [repr(float(v)) for v in physics.tensor_components(r.strains[k])]
             + [repr(float(v)) for v in physics.tensor_components(r.stresses[k])]
+            + [repr(float(values[k])) for values in full.values()]
             + [repr(float(v)) for v in r.tangents[k].ravel()]
             + [r.iterations[k], r.substeps[k], " ".join(np.array(labels)[r.stress_controlled[k]]),
                r.control_iterations[k], f"{r.stress_residual[k]:.3e}", f"{r.hill_mandel[k]:.3e}",
@@ -124,8 +126,10 @@ def load_path_csv(result: HomogenizationResult, path_result: LoadPathResult) -> 
 
 
 def load_path_record(result: HomogenizationResult, path_result: LoadPathResult) -> dict:
-    """JSON summary of a load path: the final state and the Newton work."""
+    """JSON summary of a load path: the final state and the Newton work; where the RVE has
+    the out-of-plane stress, its value and the von Mises stress per step."""
     r = path_result
+    full = r.full_stress_columns(_physics(result))
     return {
         "fe2_version": fe2.__version__,
         "physics": result.config.physics,
@@ -145,6 +149,7 @@ def load_path_record(result: HomogenizationResult, path_result: LoadPathResult) 
         "degree": result.config.rve.degree,
         "seconds": float(sum(r.seconds)),
         "fields_at_steps": [int(t) for t, _ in r.snapshots],
+        **({"full_stress_per_step": {name: values.tolist() for name, values in full.items()}} if full else {}),
     }
 
 
@@ -201,8 +206,10 @@ def format_load_paths(result: HomogenizationResult) -> str:
         lines += ["", f"{bc} BC load path ({sum(r.iterations)} Newton iterations, {sum(r.seconds):.2f} s)"]
         if mixed:
             lines.append("* prescribed stress (its strain is free); ctrl: stress-control iterations")
+        full = r.full_stress_columns(physics)  # S33 and von Mises where known
         lines.append(
             f"{'step':>5}" + "".join(f"{e + c:>11}" for c in labels) + "".join(f"{s + c:>12}" for c in labels)
+            + "".join(f"{name.replace('_', ' '):>11}" for name in full)
             + f"{'iter':>6}" + (f"{'ctrl':>5}" if mixed else "") + f"{'max p':>11}"
         )
         for k in range(len(r.strains)):
@@ -212,6 +219,7 @@ def format_load_paths(result: HomogenizationResult) -> str:
             lines.append(
                 f"{k + 1:>5}" + "".join(f"{v:11.4g}" for v in strain)
                 + "".join(f"{v:11.4g}{m}" for v, m in zip(stress, marks))
+                + "".join(f"{values[k]:11.4g}" for values in full.values())
                 + f"{r.iterations[k]:>6}" + (f"{r.control_iterations[k]:>5}" if mixed else "")
                 + f"{r.max_plastic_strain[k]:11.3g}"
             )

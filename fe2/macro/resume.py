@@ -61,6 +61,8 @@ def start_writing(output: Path, comm: MPI.Comm, *, fresh: bool, mesh_file: bytes
                 shutil.rmtree(checkpoint_root(output), ignore_errors=True)
                 for name in ("summary.json", "history.csv"):  # of an earlier run (--overwrite)
                     (output / name).unlink(missing_ok=True)
+                shutil.rmtree(output / "quadrature_fields", ignore_errors=True)  # written only if asked for
+                (output / "quadrature_fields.xdmf").unlink(missing_ok=True)
                 for stale in [*output.glob("*_from_step_*"), *output.glob(".*.tmp")]:
                     shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
             for name, content in meshes.items():

@@ -151,7 +151,7 @@ def _run(config: RunConfig, problem: MacroProblem, macro: MacroMesh, source: Cou
         "ranks": comm.size,
         "macro": {"cells": cells, "dofs": dofs, "quadrature_points": points, "degree": config.macro.degree},
         "steps": len(targets),
-        "field_files": ["fields.xdmf"],
+        "field_files": ["fields.xdmf"] + (["quadrature_fields.xdmf"] if config.output.quadrature_fields else []),
     }
     if source.rve is not None:
         summary["rve_mesh"] = source.rve
@@ -177,6 +177,7 @@ def _run(config: RunConfig, problem: MacroProblem, macro: MacroMesh, source: Cou
         problem, output, fields_every=config.output.fields_every, num_steps=len(targets),
         resume_after=done if resumed else None, rows=resumed["history"] if resumed else None, probes=probes,
         monitors=[separation] if separation is not None else [],
+        quadrature_fields=config.output.quadrature_fields,
     )
     every = config.checkpoint.every
     status = RunStatus.attach(problem, len(targets), done, start)  # live line on a terminal
