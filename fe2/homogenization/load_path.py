@@ -141,8 +141,8 @@ class LoadPathResult:
     the stress control otherwise, over all sub-steps); ``stress_residual``: the final relative
     residual of the prescribed stresses (0 under strain control); ``out_of_plane_stress``:
     <sigma33> (<P33> at finite strain) of plane strain per step, from the micro solver's
-    point outputs (``stress_33``), empty where the RVE does not have it (3D, conduction, laws
-    without it, an RVE distributed over ranks).
+    point outputs (``stress_33``), empty where the RVE does not have it (3D, generalised plane
+    strain, where sigma33 is a component, conduction, laws without it).
     """
 
     bc: str
