@@ -320,6 +320,10 @@ def test_section_load_path_with_out_of_plane_components(tmp_path):
     for free in ("S11", "S22", "S12", "S13", "S23"):
         assert np.abs(rows[free]).max() < 1e-8 * np.abs(rows["S33"]).max()
     assert rows["E11"][-1] < 0 and rows["E22"][-1] < 0  # lateral contraction
+    # uniaxial stress along the fibres: von Mises of the full (6-component) stress = |S33|;
+    # S33 is a component here, not an extra column
+    np.testing.assert_allclose(rows["von_mises"], np.abs(rows["S33"]), rtol=1e-8)
+    assert list(rows.dtype.names).count("S33") == 1
 
 
 def test_section_physics_needs_a_2d_mesh_and_has_no_macro_problem(tmp_path, capsys):

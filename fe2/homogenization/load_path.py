@@ -163,12 +163,12 @@ class LoadPathResult:
     def full_stress_columns(self, physics: Physics) -> dict[str, np.ndarray]:
         """Per step the out-of-plane stress and the von Mises stress of the homogenised full
         stress (<sigma> in plane with <sigma33>), column name -> (steps,), names from the
-        physics (:meth:`Physics.full_stress_columns`); {} where the RVE has no out-of-plane
-        stress."""
-        if not self.out_of_plane_stress:
+        physics (:meth:`Physics.full_stress_columns`); {} where the full stress is not known
+        (plane strain without the out-of-plane stress) or has no meaning (conduction)."""
+        if not self.strains:
             return {}
-        return physics.full_stress_columns(np.array(self.stresses), np.array(self.strains),
-                                           np.array(self.out_of_plane_stress))
+        out_of_plane = np.array(self.out_of_plane_stress) if self.out_of_plane_stress else None
+        return physics.full_stress_columns(np.array(self.stresses), np.array(self.strains), out_of_plane)
 
 
 @dataclass

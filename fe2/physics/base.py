@@ -184,18 +184,18 @@ class Physics(ABC):
     def full_stress_columns(self, stress: np.ndarray, strain: np.ndarray,
                             out_of_plane: np.ndarray | None) -> dict[str, np.ndarray]:
         """Load-path table columns of the full stress of m homogenised states: from the macro
-        stress and strain vectors (m, n) and the out-of-plane stress (m,) of plane strain
-        (<sigma33>, <P33> at finite strain), '<stress prefix>33' (``S33``, ``P33``) and
-        ``von_mises`` (of the full 3D stress; of the Cauchy stress at finite strain), each (m,);
-        {} without the out-of-plane stress or where the full stress has no meaning (a flux),
-        and no 33 column where 33 is already a component of the vectors."""
-        if out_of_plane is None:
-            return {}
-        out_of_plane = np.asarray(out_of_plane, dtype=float)
+        stress and strain vectors (m, n) and, for plane strain, the out-of-plane stress (m,)
+        (<sigma33>, <P33> at finite strain) or None: '<stress prefix>33' (``S33``, ``P33``;
+        plane strain only) and ``von_mises`` (of the full 3D stress; of the Cauchy stress at
+        finite strain), each (m,); {} where the full stress is not known (plane strain without
+        the out-of-plane stress) or has no meaning (a flux)."""
+        if out_of_plane is not None:
+            out_of_plane = np.asarray(out_of_plane, dtype=float)
         fields = self.stress_fields(np.asarray(stress, dtype=float), np.asarray(strain, dtype=float), out_of_plane)
         if "von_mises" not in fields:
             return {}
-        columns = {} if "33" in self.labels else {f"{self.csv_prefix[1]}33": out_of_plane}
+        plane = out_of_plane is not None and "33" not in self.labels
+        columns = {f"{self.csv_prefix[1]}33": out_of_plane} if plane else {}
         return {**columns, "von_mises": fields["von_mises"]}
 
     def tangent_notation(self, C: np.ndarray) -> np.ndarray:
