@@ -326,3 +326,18 @@ def test_shipped_virtual_test_configs_are_valid(name, capsys):
     assert main(["validate", str(config)]) == 0
     if comm.rank == 0:
         assert "valid `fe2 homogenize` study" in capsys.readouterr().out
+
+
+def test_temperature_cannot_be_stress_controlled():
+    """k(T) conduction: the macro temperature T is a strain-like input with no conjugate flux;
+    prescribing its 'stress' is refused up front, naming the key (it could never be met)."""
+    from fe2.errors import InputError
+    from fe2.homogenization.load_path import macro_target
+    from fe2.physics import Conduction
+
+    physics = Conduction(2, temperature=True)
+    assert physics.stress_labels == ("1", "2")
+    with pytest.raises(InputError, match=r"load_path\.stress\.T: T has no conjugate stress"):
+        macro_target(physics, {"1": 0.1}, {"2": 0.0, "T": 1.0}, key="load_path")
+    target = macro_target(physics, {"1": 0.1, "T": 20.0}, {"2": 0.0}, key="load_path")
+    assert target.stress_controlled.tolist() == [False, True, False]

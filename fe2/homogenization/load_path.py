@@ -94,6 +94,11 @@ def macro_target(physics: Physics, strain, stress, *, key: str) -> MixedTarget:
     strains = _components(physics, strain or {}, key=f"{key}.strain")
     stresses = _components(physics, stress or {}, key=f"{key}.stress")
     labels = physics.labels
+    for k in stresses:
+        if labels[k] not in physics.stress_labels:
+            raise InputError(f"{key}.stress.{labels[k]}: {labels[k]} has no conjugate stress (flux) to "
+                             f"prescribe; give it under 'strain' (stress components: "
+                             f"{', '.join(physics.stress_labels)})")
     both = sorted(set(strains) & set(stresses))
     if both:
         raise InputError(f"{key}: component {labels[both[0]]} is given in both 'strain' and 'stress' "

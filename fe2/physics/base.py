@@ -150,6 +150,12 @@ class Physics(ABC):
         """A config stress target (tensor d x d, or a flux vector) -> stress vector (n,);
         InputError naming ``key`` if it does not fit."""
 
+    @property
+    def stress_labels(self) -> tuple[str, ...]:
+        """The components whose stress may be prescribed (mixed control): those with a
+        conjugate flux (all but a macro temperature)."""
+        return self.labels
+
     def check_strain_vector(self, vector: np.ndarray, *, key: str) -> None:
         """InputError naming ``key`` if a strain vector (n,) is inadmissible (default: none is)."""
 

@@ -64,6 +64,11 @@ class Conduction(Physics):
     def fluctuation_components(self) -> slice:
         return slice(0, self.dim)
 
+    @property
+    def stress_labels(self) -> tuple[str, ...]:
+        """The gradient components (the temperature T has no conjugate flux)."""
+        return self.labels[: self.dim]
+
     def macro_field(self, E, x):
         """T_bar + grad T_bar . x (the temperature term with ``temperature``)."""
         gradient = sum(E[i] * x[i] for i in range(self.dim))
