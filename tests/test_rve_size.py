@@ -360,3 +360,36 @@ def test_unusable_task_directory_exits_4_in_one_line(shared_tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "rve_size_tasks" in err[0], err
         assert not (out / ".fe2.lock").exists()
+
+
+def test_section_windows_give_the_3d_tensor_with_the_plane_strain_block(tmp_path):
+    """physics generalized_plane_strain on disc windows: the 6 x 6 tensor of fibre-section
+    windows, whose in-plane block is the plane-strain tensor of the same window (1e-10)."""
+    studies = {}
+    for physics in ("elasticity", "generalized_plane_strain"):
+        data = copy.deepcopy(STUDY)
+        data["physics"] = physics
+        data["rve_size"].update(sizes=[2, 3], realisations=2)
+        studies[physics] = run_rve_size_study(
+            validate(RveSizeConfig, data, base_dir=Path.cwd(), source="test"),
+            bcs=["affine", "periodic", "traction"], comm=MPI.COMM_SELF, output=tmp_path / physics)
+    plane = {s.key: s.tensor for s in studies["elasticity"].samples}
+    section = {s.key: s.tensor for s in studies["generalized_plane_strain"].samples}
+    assert plane.keys() == section.keys() and len(section) == 12
+    for key, C in section.items():
+        assert C.shape == (6, 6)
+        block = C[np.ix_([0, 1, 5], [0, 1, 5])]
+        np.testing.assert_allclose(block, plane[key], rtol=0, atol=1e-10 * np.abs(plane[key]).max())
+
+
+def test_section_physics_needs_disc_windows(shared_tmp_path, capsys):
+    data = copy.deepcopy(STUDY)
+    data["physics"] = "generalized_plane_strain"
+    data["rve_size"]["microstructure"] = {"inclusions": "spheres", "volume_fraction": 0.2, "mesh_size": 0.3}
+    path = shared_tmp_path / "spheres.yaml"
+    if comm.rank == 0:
+        path.write_text(yaml.safe_dump(data))
+    comm.barrier()
+    assert main(["homogenize", str(path), "-o", str(shared_tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert comm.rank != 0 or "physics generalized_plane_strain needs 2D windows (discs)" in err

@@ -12,6 +12,7 @@ from fe2.config.materials import Phase, WithDefaultLaws, check_phases
 from fe2.config.rve import SolverOptions
 from fe2.meshing.specs import SIMPLICES_PER_CUBE
 from fe2.meshing.windows import RandomMediumSpec
+from fe2.physics import PHYSICS
 
 BC = Literal["affine", "periodic", "traction"]
 
@@ -70,8 +71,9 @@ class RveSizeOptions(ConfigModel):
 class RveSizeConfig(WithDefaultLaws):
     """An RVE-size study: `fe2 homogenize` of a config with an `rve_size` section."""
 
-    physics: Literal["elasticity", "finite_strain", "conduction"] = Field(
-        description="field problem on the windows"
+    physics: Literal["elasticity", "generalized_plane_strain", "finite_strain", "conduction"] = Field(
+        description="field problem on the windows (generalized_plane_strain: discs only, the 6 x 6 "
+        "tensor of fibre-section windows)"
     )
     phases: dict[str, Phase] = Field(
         min_length=2, max_length=2, description="the matrix (tag 1) and the inclusions (tag 2)"
@@ -83,6 +85,9 @@ class RveSizeConfig(WithDefaultLaws):
     @model_validator(mode="after")
     def _consistent(self) -> RveSizeConfig:
         check_phases(self.phases, self.physics)
+        if self.dim not in PHYSICS[self.physics].mesh_dims:
+            raise ValueError(f"rve_size.microstructure.inclusions: physics {self.physics} needs 2D "
+                             f"windows (discs), got {self.rve_size.microstructure.inclusions}")
         tags = sorted(p.tag for p in self.phases.values())
         if tags != [1, 2]:
             raise ValueError(f"phases: the windows have tags 1 (matrix) and 2 (inclusions); got {tags}")
