@@ -23,7 +23,7 @@ from fe2.macro import checkpoint as checkpoint_module
 from fe2.macro.checkpoint import latest_checkpoint
 from fe2.macro.study import run_study
 from fe2.meshing.macro import generate_macro_mesh
-from field_files import last_values, read_h5, read_meshio
+from field_files import assert_same_series, read_h5, read_meshio
 from test_run import J2_LAW, RVE, STRIP, history, run, study
 
 comm = MPI.COMM_WORLD
@@ -72,6 +72,13 @@ def assert_same_history(rows, reference, *, rtol=1e-10, same_ranks=True):
                 assert float(row[key]) == pytest.approx(float(ref[key]), rel=rtol, abs=0), key
 
 
+def assert_one_series_per_probe(out: Path, names: list[str]) -> None:
+    """The probe files of a run (any segments): rve_<name>.xdmf and rve_<name>/ per probe,
+    no file of a segment (suffixed names)."""
+    assert sorted(p.name for p in out.glob("rve_*")) == sorted(f"rve_{n}{s}" for n in names for s in ("", ".xdmf"))
+    assert not [p for p in out.rglob("*") if "_from_step_" in p.name or "restart" in p.name]
+
+
 def snapshot(directory: Path) -> dict:
     """Every file under a directory: (content, modification time)."""
     return {str(p.relative_to(directory)): (p.read_bytes(), p.stat().st_mtime_ns)
@@ -104,12 +111,10 @@ def test_extending_a_finished_run_equals_the_uninterrupted_run(shared_tmp_path, 
         for (_, u, c), (_, u_ref, c_ref) in zip(steps, whole_steps):
             np.testing.assert_array_equal(u["displacement"], u_ref["displacement"])
             np.testing.assert_array_equal(c["stress"][0], c_ref["stress"][0])
-        if source == "fe2":  # the probe's RVE fields continue in a new file too
-            assert summary["probes"]["p"]["file"] == "rve_p_from_step_3.xdmf"
-            np.testing.assert_array_equal(
-                last_values(out / "rve_p_from_step_3.xdmf", "displacement"),
-                last_values(shared_tmp_path / "whole" / "rve_p.xdmf", "displacement"),
-            )
+        if source == "fe2":  # the probe's RVE fields continue the same series too
+            assert summary["probes"]["p"]["file"] == "rve_p.xdmf"
+            assert_same_series(out / "rve_p.xdmf", shared_tmp_path / "whole" / "rve_p.xdmf")
+            assert_one_series_per_probe(out, ["p"])
 
 
 def test_restart_on_another_number_of_ranks(shared_tmp_path):
@@ -117,8 +122,9 @@ def test_restart_on_another_number_of_ranks(shared_tmp_path):
     tmp = shared_tmp_path
     config = tmp / "study.yaml"
     if comm.rank == 0:
-        config.write_text(yaml.safe_dump(fe2_study(FULL)))
-        (tmp / "part.yaml").write_text(yaml.safe_dump(fe2_study(FULL[:2])))
+        probes = {"output": {"probes": {"p": [1.2, 0.3]}}}
+        config.write_text(yaml.safe_dump(fe2_study(FULL, **probes)))
+        (tmp / "part.yaml").write_text(yaml.safe_dump(fe2_study(FULL[:2], **probes)))
     comm.barrier()
     whole, part = load_run_config(config), load_run_config(tmp / "part.yaml")
     if comm.rank == 0:
@@ -138,6 +144,11 @@ def test_restart_on_another_number_of_ranks(shared_tmp_path):
                 scale = max(np.abs(f).max() for f in reference["final_reactions"].values())
                 for boundary, force in reference["final_reactions"].items():
                     np.testing.assert_allclose(summary["final_reactions"][boundary], force, rtol=1e-10, atol=1e-10 * scale)
+                # the probe's RVE fields: one series across the segments, as if run at once on one rank
+                assert summary["probes"]["p"]["file"] == "rve_p.xdmf"
+                np.testing.assert_allclose(summary["probes"]["p"]["point"], reference["probes"]["p"]["point"], atol=1e-12)
+                assert_same_series(tmp / name / "rve_p.xdmf", tmp / "alone" / "rve_p.xdmf")
+                assert_one_series_per_probe(tmp / name, ["p"])
         except AssertionError as exc:
             error = f"{name}: {exc}"
     error = comm.bcast(error)
@@ -232,12 +243,13 @@ def test_restart_errors_and_edge_cases(shared_tmp_path, capsys):
 
 @pytest.mark.skipif(comm.size > 1, reason="spawns and kills the console script; serial only")
 def test_kill_9_at_random_moments_then_restart(tmp_path):
-    """SIGKILL at random moments of an FE² run (several times), `--restart` after each: the
-    final history equals the uninterrupted run's."""
+    """SIGKILL at random moments of an FE² run with a probe (several times), `--restart` after
+    each: the fields and the probe's RVE fields of the finished steps stay readable; the final
+    history and probe series equal the uninterrupted run's."""
     fe2 = str(Path(sys.executable).with_name("fe2"))
     steps = [k / 8 for k in range(1, 9)]
     config = tmp_path / "study.yaml"
-    config.write_text(yaml.safe_dump(fe2_study(steps)))
+    config.write_text(yaml.safe_dump(fe2_study(steps, output={"probes": {"p": [0.5, 0.5]}})))
     reference = run_study(load_run_config(config), MPI.COMM_SELF, tmp_path / "whole")
     assert reference["status"] == "completed"
     out = tmp_path / "out"
@@ -263,8 +275,9 @@ def test_kill_9_at_random_moments_then_restart(tmp_path):
         latest = latest_checkpoint(out)
         resumed_from.append(latest.name if latest else None)
         # the fields of every step in the index survive: complete, readable (meshio, h5py)
-        _, _, series = read_meshio(out / "fields.xdmf")
-        assert len(read_h5(out / "fields.xdmf")) >= len(series) >= len(history(out)) - 1
+        for name in ("fields.xdmf", "rve_p.xdmf"):  # the probe's RVE fields too
+            _, _, series = read_meshio(out / name)
+            assert len(read_h5(out / name)) >= len(series) >= len(history(out)) - 1
         assert (out / ".fe2.lock").exists()  # left behind, stale: the restart takes it over
     result = subprocess.run([fe2, "run", str(config), "-o", str(out), "--restart"], env=env,
                             capture_output=True, text=True)
@@ -277,6 +290,8 @@ def test_kill_9_at_random_moments_then_restart(tmp_path):
     assert [t for t, _, _ in series] == [t for t, _, _ in whole] == steps
     for (_, u, _), (_, u_ref, _) in zip(series, whole):
         np.testing.assert_allclose(u["displacement"], u_ref["displacement"], rtol=0, atol=1e-10)
+    assert_same_series(out / "rve_p.xdmf", tmp_path / "whole" / "rve_p.xdmf")
+    assert_one_series_per_probe(out, ["p"])
 
 
 @pytest.mark.skipif(comm.size > 1, reason="spawns the Slurm script; serial only")

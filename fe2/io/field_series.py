@@ -16,7 +16,7 @@ segment, on any number of ranks, writes the same mesh and node/cell order, so a 
 continues the same series. A step file is written under a temporary name and renamed when
 complete; the index is rewritten (temporary name, rename) only after that. Killed at any
 moment, the index lists complete steps only, and a restart drops the steps after its
-checkpoint and writes them again.
+checkpoint (first from the index, then their files) and writes them again.
 
 This is the layout of meshio's XDMF ``TimeSeriesWriter`` (one mesh, per step an
 ``xi:include`` of it plus the attributes), which its ``TimeSeriesReader`` reads.
@@ -256,6 +256,9 @@ class FieldSeries:
                     stale.unlink()
                 if keep_until is None or not mesh_file.is_file():
                     _write_h5_atomically(mesh_file, {"geometry": geometry, "topology": topology}, {})
+                if keep_until is not None:  # the index lists the kept steps before the others go
+                    _write_text_atomically(self.index, self._index_text())
+                    self._drop_steps_after(keep_until)
             except OSError as exc:
                 raise ResourceError(f"cannot write the fields: {os_error_message(exc)}") from None
 
@@ -272,8 +275,7 @@ class FieldSeries:
             shutil.rmtree(self.folder)
 
     def _kept_grids(self, keep_until: int) -> list[ET.Element]:
-        """The step grids of an existing index with step <= keep_until whose files exist;
-        the step files after it are removed (a restart writes them again)."""
+        """The step grids of an existing index with step <= keep_until whose files exist."""
         grids = []
         if self.index.is_file():
             try:
@@ -285,11 +287,13 @@ class FieldSeries:
                 step = int(grid.get("Name", "step-0").split("-")[-1])
                 if step <= keep_until and (self.folder / _step_name(step)).is_file():
                     grids.append(grid)
-        if self.folder.is_dir():
-            for path in self.folder.glob("step-*.h5"):
-                if int(path.stem.split("-")[-1]) > keep_until:
-                    path.unlink()
         return grids
+
+    def _drop_steps_after(self, keep_until: int) -> None:
+        """Remove the step files after ``keep_until`` (a restart writes them again)."""
+        for path in self.folder.glob("step-*.h5"):
+            if int(path.stem.split("-")[-1]) > keep_until:
+                path.unlink()
 
     def _index_text(self) -> str:
         root = ET.Element("Xdmf", Version="3.0")

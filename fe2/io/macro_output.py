@@ -71,7 +71,7 @@ class MacroOutput:
 
     A restarted run passes the history rows of the steps already done and the step it
     continues after (``resume_after``): the field series keeps its steps up to there and
-    continues. ``probes`` writes RVE fields whenever the macro fields are written. File system
+    continues, and so do the series of the ``probes``, written whenever the macro fields are. File system
     errors raise :class:`ResourceError` naming the path.
     """
 
@@ -103,6 +103,8 @@ class MacroOutput:
         }
         self.probes = probes
         self.series = FieldSeries(mesh, self.directory, "fields", keep_until=resume_after)
+        if probes is not None:  # one series per probe, continued as the fields
+            probes.start(keep_until=resume_after)
         #: the fields at the quadrature points (``output.quadrature_fields``), or None
         self.quadrature = (QuadratureFields(problem, self.directory, keep_until=resume_after)
                            if quadrature_fields else None)
@@ -170,7 +172,7 @@ class MacroOutput:
         if self.quadrature is not None:
             self.quadrature.write(step, time, strains=strains, point_fields=point_fields)
         if self.probes is not None:
-            self.probes.write(time)
+            self.probes.write(step, time)
 
     # ------------------------------------------------------------------ history
 

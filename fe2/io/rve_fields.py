@@ -1,4 +1,6 @@
-"""RVE fields for ParaView and meshio: snapshots of states, written together as one XDMF file.
+"""RVE fields for ParaView and meshio: snapshots of states, written together as one XDMF file
+(:meth:`RveFields.write`) or step by step into a :class:`fe2.io.field_series.FieldSeries`
+(:meth:`RveFields.write_step`).
 
 Fields (``snapshot``): the total displacement u = (macro part) + w, or the temperature, as a
 P1 function; the stress (Cauchy sigma, Piola P, or the flux) averaged over each cell (DG0,
@@ -17,7 +19,7 @@ import numpy as np
 import ufl
 from dolfinx import fem
 
-from fe2.io.field_series import write_series_file
+from fe2.io.field_series import FieldSeries, write_series_file
 from fe2.rve.model import History, RveModel
 
 Snapshot = dict[str, np.ndarray]
@@ -83,6 +85,22 @@ class RveFields:
             "equivalent_plastic_strain": self._cell_average(p),
         }
 
+    def load(self, snapshot: Snapshot) -> dict[str, fem.Function]:
+        """Set :attr:`functions` to the values of a snapshot; returns them."""
+        for name, function in self.functions.items():
+            if name == self.primary:
+                function.x.array[:] = snapshot[name]
+            else:
+                set_cell_values(function, snapshot[name].reshape(self.model.num_cells, -1))
+        return self.functions
+
+    def write_step(self, series: FieldSeries, step: int, time: float, snapshot: Snapshot) -> None:
+        """Write a snapshot as ``step`` at ``time`` of a series on the RVE mesh (collective on
+        the mesh's communicator; errors as :meth:`FieldSeries.write`)."""
+        functions = self.load(snapshot)
+        series.write(step, time, node_fields=[functions[self.primary]],
+                     cell_fields=[f for name, f in functions.items() if name != self.primary])
+
     def write(self, path: Path, snapshots: list[tuple[float, Snapshot]]) -> None:
         """Write snapshots (time, fields) to one XDMF file (+ .h5), atomically (the layout of
         :func:`fe2.io.field_series.write_series_file`: ParaView, meshio, h5py).
@@ -94,13 +112,9 @@ class RveFields:
         series = []
         for time, snapshot in snapshots:
             functions = {}
-            for name, function in self.functions.items():
+            for name, function in self.load(snapshot).items():
                 copy = function.copy()
                 copy.name = name
-                if name == self.primary:
-                    copy.x.array[:] = snapshot[name]
-                else:
-                    set_cell_values(copy, snapshot[name].reshape(self.model.num_cells, -1))
                 functions[name] = copy
             series.append((time, functions))
         write_series_file(Path(path), self.model.mesh, series, centers)

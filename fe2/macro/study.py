@@ -166,8 +166,7 @@ def _run(config: RunConfig, problem: MacroProblem, macro: MacroMesh, source: Cou
         })
     probes = None
     if config.output.probes:
-        suffix = "" if not done else f"_from_step_{done + 1}"
-        probes = RveProbes(problem, config.output.probes, output, suffix)  # errors: the same on all ranks
+        probes = RveProbes(problem, config.output.probes, output)  # errors: the same on all ranks
     start_writing(output, comm, fresh=resumed is None, mesh_file=mesh_file,
                   rve_mesh_file=source.rve_mesh_file)
     separation = None
