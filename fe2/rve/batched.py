@@ -44,6 +44,7 @@ from fe2.rve.micro_solver import (
     consistency_error, hill_mandel,
 )
 from fe2.rve.model import History, MicroUpdate, RveModel
+from fe2.rve.phase_order import PhaseOrder
 
 log = logging.getLogger(__name__)
 
@@ -95,10 +96,12 @@ class BatchedRveSolver(MicroSolver):
         super().__init__(model, bc, newton)
         if model.distributed:
             raise ValueError("the batched RVE solver needs an RVE on one process")
-        self.ops = model.operators
+        self.cells = PhaseOrder(model)  # quadrature arrays: cells by phase
+        self.ops, self.dV = self.cells.operators, self.cells.dV
         self.bc = make_boundary_condition(bc, model)
         self.linear_solver = linear_solver
-        self.system = make_constrained_system(model, self.bc, petsc_options, linear_solver=linear_solver)
+        self.system = make_constrained_system(model, self.bc, petsc_options, linear_solver=linear_solver,
+                                              operators=self.ops)
         self.elastic_shortcut = elastic_shortcut and model.physics.elastic_shortcut
         self.petsc_options = petsc_options
         self.batch_size = self._batch_size(batch)
@@ -138,12 +141,12 @@ class BatchedRveSolver(MicroSolver):
         model = self.model
         with self._timed("constitutive"):
             strain = self.ops.strain(w, E)
-            update = model.constitutive_update(strain, history)
+            update = self.cells.constitutive_update(strain, history)
         with self._timed("residual"):
-            R = self.ops.residual(update.stress * model.dV[None, :, :, None])
+            R = self.ops.residual(update.stress * self.dV[None, :, :, None])
             adm, full = self.system.residual_norms(R)
             s = model.physics.fluctuation_components
-            terms = residual_terms(update.tangent[..., s, s], strain[..., s], model.dV, dim=model.physics.dim)
+            terms = residual_terms(update.tangent[..., s, s], strain[..., s], self.dV, dim=model.physics.dim)
         return update, strain, R, adm, self.newton.target(full, terms)
 
     def _factorize(self, tangent: np.ndarray) -> SystemFactor:
@@ -151,7 +154,7 @@ class BatchedRveSolver(MicroSolver):
         if self.model.is_linear:  # the constant tangent: the virgin factorisation
             return _Repeated(self._virgin_state()["factor"], len(tangent))
         with self._timed("factorize"):
-            return self.system.factorize(tangent * self.model.dV[None, :, :, None, None])
+            return self.system.factorize(tangent * self.dV[None, :, :, None, None])
 
     def _solve(self, factor: SystemFactor, rhs: np.ndarray) -> np.ndarray:
         with self._timed("solve"):
@@ -178,7 +181,7 @@ class BatchedRveSolver(MicroSolver):
         model, n = self.model, self.n_comp
         P = len(tangent)
         with self._timed("sensitivity"):
-            flux = -np.moveaxis(tangent, -1, 1) * model.dV[None, None, :, :, None]  # (P, n, c, q, n)
+            flux = -np.moveaxis(tangent, -1, 1) * self.dV[None, None, :, :, None]  # (P, n, c, q, n)
             rhs = self.ops.residual(flux.reshape(P * n, *flux.shape[2:])).reshape(P, n, -1)
         dw, failed = self._grouped(tangent, lambda group: rhs[group], work, points)
         with self._timed("sensitivity"):
@@ -186,7 +189,7 @@ class BatchedRveSolver(MicroSolver):
                 P, n, model.num_cells, model.num_qp, n)
             d_stress = np.matmul(tangent[:, None], d_strain[..., None])[..., 0]  # C d_strain
             # Column k of the tangent is <d_stress> of sensitivity k: [p, i, k].
-            weights = (model.dV / model.volume).reshape(-1)
+            weights = (self.dV / model.volume).reshape(-1)
             flat = (P, n, weights.size, n)
             avg_stress = np.matmul(weights, d_stress.reshape(flat)).transpose(0, 2, 1)
             avg_strain = np.matmul(weights, d_strain.reshape(flat)).transpose(0, 2, 1)
@@ -204,7 +207,7 @@ class BatchedRveSolver(MicroSolver):
             E = model.physics.reference_strain[None]
             update, *_ = self._evaluate(E, np.zeros((1, self.ops.num_dofs)), model.initial_history())
             with self._timed("factorize"):
-                factor = self.system.factorize(update.tangent * model.dV[None, :, :, None, None])
+                factor = self.system.factorize(update.tangent * self.dV[None, :, :, None, None])
             if factor.failed[0]:
                 raise RveFailure("the virgin RVE system is not positive definite")
             self._virgin = {"factor": factor, "tangent_qp": update.tangent[0]}
@@ -358,8 +361,8 @@ class BatchedRveSolver(MicroSolver):
             unsolved = ~broke & ~np.isfinite(dw).reshape(len(newton_points), -1).all(axis=1)
             for i in newton_points[unsolved]:
                 failed[i] = RveFailure("the linear solve of the sensitivity did not converge")
-        averages = model.averages(final.stress, final.strain)
-        averaged_tangents = model.point_averages(final.tangent)
+        averages = self.cells.averages(final.stress, final.strain)
+        averaged_tangents = self.cells.point_averages(final.tangent)
         for i in range(P):
             if i in failed:
                 continue
@@ -390,7 +393,7 @@ class BatchedRveSolver(MicroSolver):
                 still_virgin = bool(virgin[i]) and all(
                     np.array_equal(history[t][k], committed[t][k][i]) for t in history for k in history[t])
             if fields[i]:
-                response.fields = self._snapshot(E[i], w[i], final.stress[i], history)
+                response.fields = self._snapshot(E[i], w[i], self.cells.to_mesh(final.stress[i]), history)
             result.responses[index[i]] = response
             result.trials[index[i]] = PointState(w=w[i].copy(), history=history, virgin=still_virgin)
         for i, failure in failed.items():

@@ -1,0 +1,88 @@
+"""The cells of an RVE ordered by phase: each phase's quadrature points one contiguous block.
+
+The batched RVE solver (:mod:`fe2.rve.batched`) keeps its quadrature arrays (P, num_cells,
+num_qp, ...) in this order, so that the constitutive update of a phase reads and writes the
+slice ``[:, start:stop]`` of every point -- a block copy -- instead of gathering and
+scattering the phase's cells by index. The element strain operators and quadrature volumes
+are permuted once to match; the history of a phase keeps its layout (its cells in the order
+of ``model.phase_cells[tag]``, which this order preserves within a phase).
+
+    order[position] = cell of the mesh,   values_mesh[..., order, :] = values_phase[...]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fe2.fem.element_operators import ElementOperators
+from fe2.rve.model import Averages, History, MicroUpdate, RveModel
+
+
+class PhaseOrder:
+    """Cells of ``model`` ordered by phase (phases in the order of ``model.phases``).
+
+    Attributes:
+        order: (num_cells,) mesh cell at each position.
+        slices: phase tag -> positions of its cells (a slice).
+        operators: the model's element strain operators, cells in this order.
+        dV: (num_cells, num_qp) quadrature volumes, cells in this order.
+    """
+
+    def __init__(self, model: RveModel):
+        self.model = model
+        self.order = np.concatenate([model.phase_cells[tag] for tag in model.phases]).astype(np.int64)
+        if not np.array_equal(np.sort(self.order), np.arange(model.num_cells)):
+            raise ValueError("the phases do not partition the RVE's cells")
+        self.slices, start = {}, 0
+        for tag in model.phases:
+            stop = start + len(model.phase_cells[tag])
+            self.slices[tag] = slice(start, stop)
+            start = stop
+        ops = model.operators
+        self.operators = ElementOperators(cell_dofs=np.ascontiguousarray(ops.cell_dofs[self.order]),
+                                          B=np.ascontiguousarray(ops.B[self.order]), num_dofs=ops.num_dofs)
+        self.dV = np.ascontiguousarray(model.dV[self.order])
+        self._weights = (self.dV / model.volume).ravel()  # volume average = weights @ values
+
+    def to_mesh(self, values: np.ndarray) -> np.ndarray:
+        """Quadrature values of one state (num_cells, num_qp, ...) in this order -> mesh order."""
+        out = np.empty_like(values)
+        out[self.order] = values
+        return out
+
+    def constitutive_update(self, strain: np.ndarray, history: History) -> MicroUpdate:
+        """:meth:`fe2.rve.model.RveModel.constitutive_update` with the cells in this order:
+        micro strains (P, num_cells, num_qp, n), the committed history stacked over the P
+        points -> stress (P, num_cells, num_qp, n), tangent (..., n, n) in this order."""
+        model = self.model
+        P, n = strain.shape[0], model.physics.n_comp
+        stress = np.empty(strain.shape)
+        tangent = np.empty((*strain.shape, n))
+        trial: History = {}
+        ok = np.ones(P, dtype=bool)
+        for tag, material in model.phases.items():
+            block = self.slices[tag]
+            shape = (P, block.stop - block.start, model.num_qp, n)
+            result = material.update(strain[:, block].reshape(-1, n), history[tag], model.physics.tensor_dim)
+            stress[:, block] = result.stress.reshape(shape)
+            tangent[:, block] = result.tangent.reshape(*shape, n)
+            trial[tag] = result.state
+            ok &= np.asarray(result.ok).reshape(P, -1).all(axis=1)
+        ok &= np.isfinite(stress).reshape(P, -1).all(axis=1)
+        return MicroUpdate(stress=stress, tangent=tangent, history=trial, ok=ok)
+
+    def point_averages(self, values: np.ndarray) -> np.ndarray:
+        """Volume averages of P states (one process): (P, num_cells, num_qp, ...) -> (P, ...)."""
+        P, trailing = values.shape[0], values.shape[3:]
+        flat = values.reshape(P, self._weights.size, int(np.prod(trailing)))
+        return np.matmul(self._weights, flat).reshape(P, *trailing)
+
+    def averages(self, stress: np.ndarray, strain: np.ndarray) -> Averages:
+        """:meth:`fe2.rve.model.RveModel.averages` with the cells in this order."""
+        h = strain - self.model.physics.reference_strain
+        return Averages(
+            stress=self.point_averages(stress),
+            strain=self.point_averages(strain),
+            energy=self.point_averages(np.einsum("pcqi,pcqi->pcq", stress, h)),
+            scale=self.point_averages(np.linalg.norm(stress, axis=-1) * np.linalg.norm(h, axis=-1)),
+        )
