@@ -27,10 +27,14 @@ void chol_numeric(int n, int P, const int* Ap, const int* Ai, const double* Ax, 
 void chol_solve(int n, int P, int R, const int* Lp, const int* Li, const double* Lx, double* y);
 void fe_strain(int P, int cells, int nqp, int n, int k, int N, const double* B, const int* dofs,
                const double* w, const double* E, double* out);
-void fe_residual(int P, int cells, int nqp, int n, int k, int N, const double* B, const int* dofs,
-                 const double* flux, double* R);
+void fe_residual(int P, int R, int cells, int nqp, int n, int k, int N, const double* B, const int* dofs,
+                 const double* flux, long sP, long sR, long sX, long sI, const double* dV, double scale,
+                 double* out);
 void fe_assemble(int cells, int nqp, int n, int k, int P, const double* B, const double* D,
-                 const int* slot, double* K, double* T);
+                 const long* points, long stride, const double* dV, const int* slot, double* K, double* T);
+void fe_sensitivity(int P, int cells, int nqp, int n, int k, int N, const double* B, const int* dofs,
+                    const double* dw, const double* tangent, const double* weights, double* avg_stress,
+                    double* avg_strain, double* micro, double* scale);
 void j2_update(long m, int dim, const double* strain, const double* ep_n, const double* p_n,
                const double* beta_n, double lmbda, double mu, double sigma_y, double H, double H_kin,
                double* stress, double* tangent, double* ep, double* p, double* beta, signed char* ok);
@@ -225,39 +229,60 @@ void fe_strain(int P, int cells, int nqp, int n, int k, int N, const double* res
     }
 }
 
-/* R[p, dofs[c, a]] += sum_{q, i} B[c, q, i, a] flux[p, c, q, i]   (R zeroed by the caller) */
-void fe_residual(int P, int cells, int nqp, int n, int k, int N, const double* restrict B,
-                 const int* restrict dofs, const double* restrict flux, double* restrict R)
+/* out[p, r, dofs[c, a]] += sum_{q, i} B[c, q, i, a] (scale flux[p, r, x, i]) dV[x],  x = c * nqp + q,
+   flux[p, r, x, i] at flux[p sP + r sR + x sX + i sI] (a stress field: sR = 0; the columns of a
+   tangent: sR = 1, sI = n); dV may be NULL (no weight). out (P, R, N) zeroed by the caller. */
+void fe_residual(int P, int R, int cells, int nqp, int n, int k, int N, const double* restrict B,
+                 const int* restrict dofs, const double* restrict flux, long sP, long sR, long sX,
+                 long sI, const double* restrict dV, double scale, double* restrict out)
 {
+    double f[nqp * n]; /* the weighted fluxes of one cell */
     for (int p = 0; p < P; p++) {
-        double* Rp = R + (long)p * N;
-        const double* f = flux + (long)p * cells * nqp * n;
-        for (int c = 0; c < cells; c++) {
-            const int* d = dofs + (long)c * k;
-            for (int a = 0; a < k; a++) {
-                double s = 0.0;
+        for (int r = 0; r < R; r++) {
+            double* o = out + ((long)p * R + r) * N;
+            const double* fp = flux + p * sP + r * sR;
+            for (int c = 0; c < cells; c++) {
+                const int* d = dofs + (long)c * k;
                 for (int q = 0; q < nqp; q++) {
-                    const double* Bq = B + ((long)c * nqp + q) * n * k;
-                    const double* fq = f + ((long)c * nqp + q) * n;
-                    for (int i = 0; i < n; i++) s += Bq[i * k + a] * fq[i];
+                    const long x = (long)c * nqp + q;
+                    for (int i = 0; i < n; i++) {
+                        const double v = scale == 1.0 ? fp[x * sX + i * sI] : scale * fp[x * sX + i * sI];
+                        f[q * n + i] = dV ? v * dV[x] : v;
+                    }
                 }
-                Rp[d[a]] += s;
+                for (int a = 0; a < k; a++) {
+                    double s = 0.0;
+                    for (int q = 0; q < nqp; q++) {
+                        const double* Bq = B + ((long)c * nqp + q) * n * k;
+                        for (int i = 0; i < n; i++) s += Bq[i * k + a] * f[q * n + i];
+                    }
+                    o[d[a]] += s;
+                }
             }
         }
     }
 }
 
-/* K[slot[c, a, b], p] += sum_q sum_{i, j} B[c, q, i, a] D[c, q, i, j, p] B[c, q, j, b] for the
-   entries with slot >= 0. D and K interleave the P points (innermost); T: k * n * P doubles. */
+/* K[slot[c, a, b], p] += sum_q sum_{i, j} B[c, q, i, a] D_p[c, q, i, j] B[c, q, j, b] for the
+   entries with slot >= 0, D_p = dV * (the tangent of point points[p]: D + points[p] * stride,
+   (cells, nqp, n, n)); dV may be NULL. K interleaves the P points (innermost).
+   T: (k * n + n * n) * P doubles of work space. */
 void fe_assemble(int cells, int nqp, int n, int k, int P, const double* restrict B,
-                 const double* restrict D, const int* restrict slot, double* restrict K,
+                 const double* restrict D, const long* restrict points, long stride,
+                 const double* restrict dV, const int* restrict slot, double* restrict K,
                  double* restrict T)
 {
+    double* restrict Dq = T + (long)k * n * P; /* this point's D of the P points, (n, n, P) */
     for (int c = 0; c < cells; c++) {
         const int* s = slot + (long)c * k * k;
         for (int q = 0; q < nqp; q++) {
             const double* Bq = B + ((long)c * nqp + q) * n * k;
-            const double* Dq = D + ((long)c * nqp + q) * n * n * P;
+            const long x = (long)c * nqp + q;
+            for (int p = 0; p < P; p++) {
+                const double* src = D + points[p] * stride + x * n * n;
+                if (dV) for (int ij = 0; ij < n * n; ij++) Dq[(long)ij * P + p] = src[ij] * dV[x];
+                else for (int ij = 0; ij < n * n; ij++) Dq[(long)ij * P + p] = src[ij];
+            }
             for (int a = 0; a < k; a++) {
                 for (int j = 0; j < n; j++) {
                     double* restrict t = T + ((long)a * n + j) * P;
@@ -283,6 +308,57 @@ void fe_assemble(int cells, int nqp, int n, int k, int P, const double* restrict
                     }
                 }
             }
+        }
+    }
+}
+
+/* Volume averages of the n sensitivity fields of P points: for point p and unit load r,
+   e = e_r + strain(dw[p, r]), s = C_p e at every quadrature point x (C_p: tangent (P, cells,
+   nqp, n, n)), and with the weights w_x = dV_x / V:
+     avg_stress[p, i, r] = sum_x w s_i,   avg_strain[p, i, r] = sum_x w e_i,
+     micro[p, r] = sum_x w s.e,           scale[p, r] = sum_x w |s| |e|.   dw: (P, n, N). */
+void fe_sensitivity(int P, int cells, int nqp, int n, int k, int N, const double* restrict B,
+                    const int* restrict dofs, const double* restrict dw, const double* restrict tangent,
+                    const double* restrict weights, double* restrict avg_stress,
+                    double* restrict avg_strain, double* restrict micro, double* restrict scale)
+{
+    double e[n], s[n], as[n], ae[n];
+    for (int p = 0; p < P; p++) {
+        const double* Cp = tangent + (long)p * cells * nqp * n * n;
+        for (int r = 0; r < n; r++) {
+            const double* w = dw + ((long)p * n + r) * N;
+            double m = 0.0, sc = 0.0;
+            for (int i = 0; i < n; i++) { as[i] = 0.0; ae[i] = 0.0; }
+            for (int c = 0; c < cells; c++) {
+                const int* d = dofs + (long)c * k;
+                for (int q = 0; q < nqp; q++) {
+                    const long x = (long)c * nqp + q;
+                    const double* Bq = B + x * n * k;
+                    const double* C = Cp + x * n * n;
+                    double ee = 0.0, ss = 0.0, se = 0.0;
+                    for (int i = 0; i < n; i++) {
+                        double v = 0.0;
+                        for (int a = 0; a < k; a++) v += Bq[i * k + a] * w[d[a]];
+                        e[i] = (i == r ? 1.0 : 0.0) + v;
+                    }
+                    for (int i = 0; i < n; i++) {
+                        double v = 0.0;
+                        for (int j = 0; j < n; j++) v += C[i * n + j] * e[j];
+                        s[i] = v;
+                        ee += e[i] * e[i]; ss += v * v; se += v * e[i];
+                    }
+                    const double wx = weights[x];
+                    for (int i = 0; i < n; i++) { as[i] += wx * s[i]; ae[i] += wx * e[i]; }
+                    m += wx * se;
+                    sc += wx * sqrt(ss) * sqrt(ee);
+                }
+            }
+            for (int i = 0; i < n; i++) {
+                avg_stress[((long)p * n + i) * n + r] = as[i];
+                avg_strain[((long)p * n + i) * n + r] = ae[i];
+            }
+            micro[(long)p * n + r] = m;
+            scale[(long)p * n + r] = sc;
         }
     }
 }

@@ -143,18 +143,19 @@ class BatchedRveSolver(MicroSolver):
             strain = self.ops.strain(w, E)
             update = self.cells.constitutive_update(strain, history)
         with self._timed("residual"):
-            R = self.ops.residual(update.stress * self.dV[None, :, :, None])
+            R = self.ops.residual(update.stress, dV=self.dV)
             adm, full = self.system.residual_norms(R)
             s = model.physics.fluctuation_components
             terms = residual_terms(update.tangent[..., s, s], strain[..., s], self.dV, dim=model.physics.dim)
         return update, strain, R, adm, self.newton.target(full, terms)
 
-    def _factorize(self, tangent: np.ndarray) -> SystemFactor:
-        """The factorised systems of P tangents (P, num_cells, num_qp, n, n)."""
+    def _factorize(self, tangent: np.ndarray, points: np.ndarray) -> SystemFactor:
+        """The factorised systems of the tangents (P_all, num_cells, num_qp, n, n) of the
+        points ``points`` (indices)."""
         if self.model.is_linear:  # the constant tangent: the virgin factorisation
-            return _Repeated(self._virgin_state()["factor"], len(tangent))
+            return _Repeated(self._virgin_state()["factor"], len(points))
         with self._timed("factorize"):
-            return self.system.factorize(tangent * self.dV[None, :, :, None, None])
+            return self.system.factorize(tangent, self.dV, points)
 
     def _solve(self, factor: SystemFactor, rhs: np.ndarray) -> np.ndarray:
         with self._timed("solve"):
@@ -167,7 +168,7 @@ class BatchedRveSolver(MicroSolver):
         solutions, failed = [], []
         count = -(-len(tangent) // self.factor_group)  # groups of equal size: no small tail
         for group in np.array_split(np.arange(len(tangent)), count):
-            factor = self._factorize(tangent[group])
+            factor = self._factorize(tangent, group)
             if not self.model.is_linear:
                 work[points[group]] += 2
             solutions.append(self._solve(factor, rhs_of(group)))
@@ -181,22 +182,12 @@ class BatchedRveSolver(MicroSolver):
         model, n = self.model, self.n_comp
         P = len(tangent)
         with self._timed("sensitivity"):
-            flux = -np.moveaxis(tangent, -1, 1) * self.dV[None, None, :, :, None]  # (P, n, c, q, n)
-            rhs = self.ops.residual(flux.reshape(P * n, *flux.shape[2:])).reshape(P, n, -1)
+            rhs = self.ops.tangent_residuals(tangent, self.dV, scale=-1.0)  # (P, n, N): -(C e_k, strain(v))
         dw, failed = self._grouped(tangent, lambda group: rhs[group], work, points)
         with self._timed("sensitivity"):
-            d_strain = np.eye(n)[None, :, None, None, :] + self.ops.strain(dw.reshape(P * n, -1)).reshape(
-                P, n, model.num_cells, model.num_qp, n)
-            d_stress = np.matmul(tangent[:, None], d_strain[..., None])[..., 0]  # C d_strain
-            # Column k of the tangent is <d_stress> of sensitivity k: [p, i, k].
-            weights = (self.dV / model.volume).reshape(-1)
-            flat = (P, n, weights.size, n)
-            avg_stress = np.matmul(weights, d_stress.reshape(flat)).transpose(0, 2, 1)
-            avg_strain = np.matmul(weights, d_strain.reshape(flat)).transpose(0, 2, 1)
-            micro = np.einsum("pkxi,pkxi->pkx", d_stress.reshape(flat), d_strain.reshape(flat)) @ weights
-            diagonal = np.einsum("pkk->pk", avg_stress)
-            scale = (np.linalg.norm(d_stress, axis=-1) * np.linalg.norm(d_strain, axis=-1)).reshape(P, n, -1) @ weights
-            hm = hill_mandel(micro, diagonal, scale)
+            # Column k of the tangent is <C (e_k + strain(dw_k))>: [p, i, k].
+            avg_stress, avg_strain, micro, scale = self.ops.sensitivity_averages(dw, tangent, self.dV / model.volume)
+            hm = hill_mandel(micro, np.einsum("pkk->pk", avg_stress), scale)
             strain_error = np.linalg.norm(avg_strain - np.eye(n), axis=1).max(axis=1)
         return avg_stress, hm, strain_error, dw, failed
 
@@ -207,7 +198,7 @@ class BatchedRveSolver(MicroSolver):
             E = model.physics.reference_strain[None]
             update, *_ = self._evaluate(E, np.zeros((1, self.ops.num_dofs)), model.initial_history())
             with self._timed("factorize"):
-                factor = self.system.factorize(update.tangent * self.dV[None, :, :, None, None])
+                factor = self.system.factorize(update.tangent, self.dV)
             if factor.failed[0]:
                 raise RveFailure("the virgin RVE system is not positive definite")
             self._virgin = {"factor": factor, "tangent_qp": update.tangent[0]}

@@ -83,9 +83,10 @@ class ConstrainedSystem(ABC):
         absorb, and the whole (boundary reactions included), (P,) each."""
 
     @abstractmethod
-    def factorize(self, tangent: np.ndarray) -> SystemFactor:
-        """Factorise the systems of P tangents (P, num_cells, num_qp, n, n), each multiplied
-        by the quadrature volumes."""
+    def factorize(self, tangent: np.ndarray, dV: np.ndarray, points: np.ndarray | None = None) -> SystemFactor:
+        """Factorise the systems of the tangents (P_all, num_cells, num_qp, n, n) of the points
+        ``points`` (indices, default all; P of them), with the quadrature volumes dV
+        (num_cells, num_qp), cells in the order of :attr:`operators`."""
 
     @property
     @abstractmethod
@@ -155,8 +156,8 @@ class ProlongationSystem(ConstrainedSystem):
     def residual_norms(self, R):
         return np.linalg.norm(self.restrict(R), axis=1), np.linalg.norm(R, axis=1)
 
-    def factorize(self, tangent):
-        values = self.assemble_matrix(tangent)
+    def factorize(self, tangent, dV, points=None):
+        values = self.assemble_matrix(tangent, points=points, dV=dV)
         return _ProlongationFactor(self, self.linear.factorize(values, interleaved=True))
 
 
@@ -242,7 +243,10 @@ class TractionSystem(ConstrainedSystem):
     def residual_norms(self, R):
         return np.linalg.norm(self.project(R), axis=1), np.linalg.norm(R, axis=1)
 
-    def factorize(self, tangent):
+    def factorize(self, tangent, dV, points=None):
+        if points is not None:
+            tangent = tangent[points]
+        tangent = tangent * dV[None, :, :, None, None]
         P = len(tangent)
         values = self.assemble_matrix(tangent)  # (slots, P)
         factor = self.linear.factorize(values[: self.num_qq], interleaved=True)
