@@ -44,11 +44,12 @@ _SOURCE = r"""
 /* J2 plasticity, radial return (see fe2/materials/j2.py for the equations), one point at a
    time: 3D Mandel (6) internally; the strain, stress and tangent in the components of the
    physics (dim 2: plane strain 11, 22, 12 = Mandel 0, 1, 5; dim 3: all 6). */
-void j2_update(long m, int dim, const double* restrict strain, const double* restrict ep_n,
-               const double* restrict p_n, const double* restrict beta_n, double lmbda, double mu,
-               double sigma_y, double H, double H_kin, double* restrict stress,
-               double* restrict tangent, double* restrict ep, double* restrict p,
-               double* restrict beta, signed char* restrict ok)
+static inline __attribute__((always_inline)) void
+j2_body(long m, int dim, const double* restrict strain, const double* restrict ep_n,
+        const double* restrict p_n, const double* restrict beta_n, double lmbda, double mu,
+        double sigma_y, double H, double H_kin, double* restrict stress,
+        double* restrict tangent, double* restrict ep, double* restrict p,
+        double* restrict beta, signed char* restrict ok)
 {
     const int plane[3] = {0, 1, 5};
     const int nc = dim == 2 ? 3 : 6;
@@ -95,6 +96,14 @@ void j2_update(long m, int dim, const double* restrict strain, const double* res
         }
         ok[a] = (signed char)finite;
     }
+}
+
+void j2_update(long m, int dim, const double* strain, const double* ep_n, const double* p_n,
+               const double* beta_n, double lmbda, double mu, double sigma_y, double H, double H_kin,
+               double* stress, double* tangent, double* ep, double* p, double* beta, signed char* ok)
+{   /* compiled for each dimension: constant component maps */
+    if (dim == 2) j2_body(m, 2, strain, ep_n, p_n, beta_n, lmbda, mu, sigma_y, H, H_kin, stress, tangent, ep, p, beta, ok);
+    else j2_body(m, 3, strain, ep_n, p_n, beta_n, lmbda, mu, sigma_y, H, H_kin, stress, tangent, ep, p, beta, ok);
 }
 
 #include <math.h>
@@ -207,9 +216,10 @@ void chol_solve(int n, int P, int R, const int* restrict Lp, const int* restrict
    element matrices B^T D B of P tangent fields into matrix slots. */
 
 /* out[p, c, q, i] = E[p, i] + sum_a B[c, q, i, a] w[p, dofs[c, a]]   (E may be NULL) */
-void fe_strain(int P, int cells, int nqp, int n, int k, int N, const double* restrict B,
-               const int* restrict dofs, const double* restrict w, const double* restrict E,
-               double* restrict out)
+static inline __attribute__((always_inline)) void
+strain_body(int P, int cells, int nqp, int n, int k, int N, const double* restrict B,
+            const int* restrict dofs, const double* restrict w, const double* restrict E,
+            double* restrict out)
 {
     for (int p = 0; p < P; p++) {
         const double* wp = w + (long)p * N;
@@ -232,9 +242,10 @@ void fe_strain(int P, int cells, int nqp, int n, int k, int N, const double* res
 /* out[p, r, dofs[c, a]] += sum_{q, i} B[c, q, i, a] (scale flux[p, r, x, i]) dV[x],  x = c * nqp + q,
    flux[p, r, x, i] at flux[p sP + r sR + x sX + i sI] (a stress field: sR = 0; the columns of a
    tangent: sR = 1, sI = n); dV may be NULL (no weight). out (P, R, N) zeroed by the caller. */
-void fe_residual(int P, int R, int cells, int nqp, int n, int k, int N, const double* restrict B,
-                 const int* restrict dofs, const double* restrict flux, long sP, long sR, long sX,
-                 long sI, const double* restrict dV, double scale, double* restrict out)
+static inline __attribute__((always_inline)) void
+residual_body(int P, int R, int cells, int nqp, int n, int k, int N, const double* restrict B,
+              const int* restrict dofs, const double* restrict flux, long sP, long sR, long sX,
+              long sI, const double* restrict dV, double scale, double* restrict out)
 {
     double f[nqp * n]; /* the weighted fluxes of one cell */
     for (int p = 0; p < P; p++) {
@@ -317,10 +328,11 @@ void fe_assemble(int cells, int nqp, int n, int k, int P, const double* restrict
    nqp, n, n)), and with the weights w_x = dV_x / V:
      avg_stress[p, i, r] = sum_x w s_i,   avg_strain[p, i, r] = sum_x w e_i,
      micro[p, r] = sum_x w s.e,           scale[p, r] = sum_x w |s| |e|.   dw: (P, n, N). */
-void fe_sensitivity(int P, int cells, int nqp, int n, int k, int N, const double* restrict B,
-                    const int* restrict dofs, const double* restrict dw, const double* restrict tangent,
-                    const double* restrict weights, double* restrict avg_stress,
-                    double* restrict avg_strain, double* restrict micro, double* restrict scale)
+static inline __attribute__((always_inline)) void
+sensitivity_body(int P, int cells, int nqp, int n, int k, int N, const double* restrict B,
+                 const int* restrict dofs, const double* restrict dw, const double* restrict tangent,
+                 const double* restrict weights, double* restrict avg_stress,
+                 double* restrict avg_strain, double* restrict micro, double* restrict scale)
 {
     double e[n], s[n], as[n], ae[n];
     for (int p = 0; p < P; p++) {
@@ -361,6 +373,45 @@ void fe_sensitivity(int P, int cells, int nqp, int n, int k, int N, const double
             scale[(long)p * n + r] = sc;
         }
     }
+}
+
+/* The public kernels: the bodies above compiled once for the common element shapes (n strain
+   components, k dofs per cell, nqp points per cell: P1 triangles and tetrahedra at small and
+   finite strain, P2 triangles), where the constant sizes let the compiler unroll the short
+   loops, and once for any shape. */
+#define FE_DISPATCH(CALL) \
+    if (n == 3 && k == 6 && nqp == 1) CALL(3, 6, 1); \
+    else if (n == 6 && k == 12 && nqp == 1) CALL(6, 12, 1); \
+    else if (n == 4 && k == 6 && nqp == 1) CALL(4, 6, 1); \
+    else if (n == 9 && k == 12 && nqp == 1) CALL(9, 12, 1); \
+    else if (n == 3 && k == 12 && nqp == 3) CALL(3, 12, 3); \
+    else CALL(n, k, nqp);
+
+void fe_strain(int P, int cells, int nqp, int n, int k, int N, const double* B, const int* dofs,
+               const double* w, const double* E, double* out)
+{
+#define CALL(n_, k_, q_) strain_body(P, cells, q_, n_, k_, N, B, dofs, w, E, out)
+    FE_DISPATCH(CALL)
+#undef CALL
+}
+
+void fe_residual(int P, int R, int cells, int nqp, int n, int k, int N, const double* B, const int* dofs,
+                 const double* flux, long sP, long sR, long sX, long sI, const double* dV, double scale,
+                 double* out)
+{
+#define CALL(n_, k_, q_) residual_body(P, R, cells, q_, n_, k_, N, B, dofs, flux, sP, sR, sX, sI, dV, scale, out)
+    FE_DISPATCH(CALL)
+#undef CALL
+}
+
+void fe_sensitivity(int P, int cells, int nqp, int n, int k, int N, const double* B, const int* dofs,
+                    const double* dw, const double* tangent, const double* weights, double* avg_stress,
+                    double* avg_strain, double* micro, double* scale)
+{
+#define CALL(n_, k_, q_) sensitivity_body(P, cells, q_, n_, k_, N, B, dofs, dw, tangent, weights, \
+                                          avg_stress, avg_strain, micro, scale)
+    FE_DISPATCH(CALL)
+#undef CALL
 }
 """
 

@@ -40,7 +40,7 @@ from fe2.convergence import residual_terms
 from fe2.rve.boundary_conditions import make_boundary_condition
 from fe2.rve.constrained_systems import SystemFactor, make_constrained_system
 from fe2.rve.micro_solver import (
-    BatchResult, MicroSolver, NewtonOptions, PointState, RveFailure, RveResponse,
+    CONSISTENCY_TOL, BatchResult, MicroSolver, NewtonOptions, PointState, RveFailure, RveResponse,
     consistency_error, hill_mandel,
 )
 from fe2.rve.model import History, MicroUpdate, RveModel
@@ -354,39 +354,41 @@ class BatchedRveSolver(MicroSolver):
                 failed[i] = RveFailure("the linear solve of the sensitivity did not converge")
         averages = self.cells.averages(final.stress, final.strain)
         averaged_tangents = self.cells.point_averages(final.tangent)
+        E_norm = np.linalg.norm(E, axis=1)
+        work_macro = np.einsum("pi,pi->p", averages.stress, E - ref)
+        hm_macro = hill_mandel(averages.energy, work_macro, averages.scale)
+        errors = np.linalg.norm(averages.strain - E, axis=1) / np.where(E_norm > 0, E_norm, 1.0)
+        errors = np.where(shortcut | ~(strain_errors > errors), errors, strain_errors)  # max(error, e)
+        suspect = ~shortcut & ~(np.maximum(hms.max(axis=1), errors) <= CONSISTENCY_TOL)
+        still_virgin = virgin.copy()
+        for t, h in final.history.items():  # a point stays virgin if its history did not change
+            for k, v in h.items():
+                still_virgin &= shortcut | (v == committed[t][k]).reshape(P, -1).all(axis=1)
         for i in range(P):
             if i in failed:
                 continue
-            E_norm = np.linalg.norm(E[i])
-            work_macro = float(averages.stress[i] @ (E[i] - ref))
-            error = float(np.linalg.norm(averages.strain[i] - E[i]) / (E_norm if E_norm > 0 else 1.0))
             response = RveResponse(
                 stress=averages.stress[i],
-                tangent=tangents[i].copy(),
+                tangent=tangents[i],
                 iterations=int(iterations[i]),
-                hill_mandel_residual=float(hill_mandel(averages.energy[i], work_macro, averages.scale[i])),
-                tangent_hill_mandel_residual=hms[i].copy(),
-                strain_average_error=error if shortcut[i] else max(error, float(strain_errors[i])),
+                hill_mandel_residual=float(hm_macro[i]),
+                tangent_hill_mandel_residual=hms[i],
+                strain_average_error=float(errors[i]),
                 residual_norms=norms[i],
                 elastic_shortcut=bool(shortcut[i]),
                 averaged_tangent=averaged_tangents[i],
             )
-            if not shortcut[i]:
+            if suspect[i]:
                 failure = consistency_error(self.kind, response.tangent_hill_mandel_residual,
                                             response.strain_average_error)
                 if failure is not None:
                     failed[i] = failure
                     continue
-            if shortcut[i]:
-                history, still_virgin = states[i].history, True
-            else:
-                history = final.history_of(i)
-                still_virgin = bool(virgin[i]) and all(
-                    np.array_equal(history[t][k], committed[t][k][i]) for t in history for k in history[t])
+            history = states[i].history if shortcut[i] else final.history_of(i)
             if fields[i]:
                 response.fields = self._snapshot(E[i], w[i], self.cells.to_mesh(final.stress[i]), history)
             result.responses[index[i]] = response
-            result.trials[index[i]] = PointState(w=w[i].copy(), history=history, virgin=still_virgin)
+            result.trials[index[i]] = PointState(w=w[i].copy(), history=history, virgin=bool(still_virgin[i]))
         for i, failure in failed.items():
             result.failures[int(index[i])] = failure
         return np.maximum(work, 1)
@@ -439,6 +441,8 @@ class _Active:
 
     @staticmethod
     def concatenate(parts: list[_Active]) -> _Active:
+        if len(parts) == 1:
+            return parts[0]
         first = parts[0].update
         update = MicroUpdate(
             stress=np.concatenate([p.update.stress for p in parts]),
