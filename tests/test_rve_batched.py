@@ -194,6 +194,41 @@ def test_batched_cholesky_solves_spd_systems_and_flags_indefinite_ones():
         assert np.abs(scales[k] * A @ x[k].T - b[k].T).max() <= 1e-10 * np.abs(b).max()
 
 
+@pytest.mark.parametrize("dim", [2, 3])
+def test_supernode_runs_give_the_column_by_column_factors(make_mesh, dim):
+    """The numeric factorisation applies the updates of a supernode's columns in one pass
+    (``Rrun``): on a real RVE pattern (runs of several columns occur) the factors are those of
+    the column-by-column updates bit for bit, and solve the systems."""
+    model = model_for(mesh(make_mesh, dim), "elasticity", ELASTIC)
+    solver = make_rve_solver(model, "periodic")
+    analysis = solver.system.linear
+    assert analysis.Rrun.max() > 2
+    rng = np.random.default_rng(3)
+    base = model.phases[1].tangent(dim)
+    tangent = np.broadcast_to(base, (5, model.num_cells, model.num_qp, *base.shape)).copy()
+    tangent *= 1 + rng.random(tangent.shape[:3])[..., None, None]
+    values = solver.system.assemble_matrix(tangent, dV=solver.dV)
+    blocked = analysis.factorize(values, interleaved=True)
+    runs = analysis.Rrun
+    try:
+        analysis.Rrun = np.ones_like(runs)
+        single = analysis.factorize(values, interleaved=True)
+    finally:
+        analysis.Rrun = runs
+    assert not blocked.failed.any()
+    assert np.array_equal(blocked.Lx, single.Lx)
+    n, perm = analysis.n, analysis.perm
+    column = np.repeat(np.arange(n), np.diff(analysis.Ap))  # the permuted lower triangle, CSC
+    b = rng.standard_normal((5, 1, n))
+    x = blocked.solve(b)
+    for p in range(5):
+        K = np.zeros((n, n))
+        K[analysis.Ai, column] = values[analysis.source, p]
+        K += np.tril(K, -1).T
+        residual = K @ x[p, 0, perm] - b[p, 0, perm]
+        assert np.abs(residual).max() <= 1e-10 * np.abs(K).max() * np.abs(x[p]).max()
+
+
 @pytest.mark.parametrize("bc", BCS)
 def test_large_factor_path_equals_per_point(make_mesh, bc, monkeypatch):
     """Above the Cholesky limit the batched solver factorises with PETSc LU point by point:

@@ -111,6 +111,28 @@ class BatchedCholesky:
         self.Rp = np.searchsorted(self.Li[off][order], np.arange(n + 1)).astype(np.int32)
         self.Rk = col_of[off][order].astype(np.int32)
         self.Rpos = off[order].astype(np.int32)
+        self.Rrun = self._runs(count)
+
+    def _runs(self, count: np.ndarray, longest: int = 8) -> np.ndarray:
+        """For every entry t of the row structure, how many columns Rk[t], Rk[t] + 1, ... (at
+        most ``longest``) of entries t, t + 1, ... of the same row have the same rows below it:
+        column k + 1 is the parent of k and has one entry less (a supernode: the rows of k are
+        k and those of k + 1), so from any row j > k + 1 on their rows are the same."""
+        n, Rp, Rk = self.n, self.Rp, self.Rk
+        chain = np.zeros(n + 1, dtype=bool)  # column k and k + 1 share their rows below k + 1
+        chain[:-2] = (self.parent[:-1] == np.arange(1, n)) & (count[1:] == count[:-1] - 1)
+        row = np.repeat(np.arange(n), np.diff(Rp))
+        follows = np.zeros(len(Rk) + 1, dtype=bool)  # entry t + 1 is column Rk[t] + 1 of the same row
+        follows[:-2] = (row[1:] == row[:-1]) & (Rk[1:] == Rk[:-1] + 1) & chain[Rk[:-1]]
+        tail = self.Lp[Rk + 1] - self.Rpos  # entries of column Rk[t] from row j on
+        linked = follows[:-1].copy()
+        linked[:-1] &= tail[1:] == tail[:-1]  # (implied by the supernode; kept as a guard)
+        run = np.ones(len(Rk), dtype=np.int32)
+        chained = np.ones(len(Rk), dtype=bool)
+        for step in range(longest - 1):  # run[t] = 1 + (t+1 follows) + (t+1, t+2 follow) + ...
+            chained &= np.r_[linked[step:], np.zeros(step, dtype=bool)]
+            run += chained
+        return run
 
     def destroy(self) -> None:
         """Nothing to free (numpy arrays only)."""
@@ -143,6 +165,7 @@ class BatchedCholesky:
         lib.chol_numeric(self.n, P, int_pointer(ffi, self.Ap), int_pointer(ffi, self.Ai),
                          double_pointer(ffi, Ax), int_pointer(ffi, self.Lp), int_pointer(ffi, self.Li),
                          int_pointer(ffi, self.Rp), int_pointer(ffi, self.Rk), int_pointer(ffi, self.Rpos),
+                         int_pointer(ffi, self.Rrun),
                          double_pointer(ffi, Lx), double_pointer(ffi, x), int_pointer(ffi, failed))
         return Factor(self, Lx, failed.astype(bool))
 

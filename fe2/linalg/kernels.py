@@ -23,7 +23,8 @@ import numpy as np
 _CDEF = """
 void chol_symbolic(int n, const int* Up, const int* Ui, int* parent, int* count, int* Lp, int* Li, int* work);
 void chol_numeric(int n, int P, const int* Ap, const int* Ai, const double* Ax, const int* Lp, const int* Li,
-                  const int* Rp, const int* Rk, const int* Rpos, double* Lx, double* x, int* failed);
+                  const int* Rp, const int* Rk, const int* Rpos, const int* Rrun, double* Lx, double* x,
+                  int* failed);
 void chol_solve(int n, int P, int R, const int* Lp, const int* Li, const double* Lx, double* y);
 void fe_strain(int P, int cells, int nqp, int n, int k, int N, const double* B, const int* dofs,
                const double* w, const double* E, double* out);
@@ -145,12 +146,33 @@ void chol_symbolic(int n, const int* Up, const int* Ui, int* parent, int* count,
 
 /* Left-looking numeric factorisation of P matrices; values interleaved: entry q of matrix b
    at [q * P + b]. (Ap, Ai): the lower part of the permuted matrix in CSC, rows sorted.
-   (Rp, Rk, Rpos): for every column j, the columns k < j with L[j,k] != 0 and the position
-   of L[j,k] in column k. x: n * P doubles of zeros (left zero). */
+   (Rp, Rk, Rpos): for every column j, the columns k < j with L[j,k] != 0 (ascending) and the
+   position of L[j,k] in column k. Rrun[t] (1..8): the columns Rk[t], Rk[t] + 1, ... of this
+   many entries t, t + 1, ... have the same rows from row j on (a supernode): their updates of
+   column j are applied in one pass, each x[i] loaded and stored once for all of them, in the
+   same order as one by one (the same factors bit for bit). x: n * P doubles of zeros (left
+   zero). */
+/* x[rows[s]] -= sum_r L[pos_r + s] L[pos_r] over the run of columns r (from row j on), in order */
+static inline __attribute__((always_inline)) void
+chol_update_run(int run, int P, int length, const int* restrict rows, const double* restrict Lx,
+                const int* restrict pos, double* restrict x)
+{
+    const double* l[8];
+    for (int r = 0; r < run; r++) l[r] = Lx + (long)pos[r] * P;
+    for (int s = 0; s < length; s++) {
+        double* restrict xi = x + (long)rows[s] * P;
+        for (int b = 0; b < P; b++) {
+            double v = xi[b];
+            for (int r = 0; r < run; r++) v -= l[r][(long)s * P + b] * l[r][b];
+            xi[b] = v;
+        }
+    }
+}
+
 void chol_numeric(int n, int P, const int* restrict Ap, const int* restrict Ai,
                   const double* restrict Ax, const int* restrict Lp, const int* restrict Li,
                   const int* restrict Rp, const int* restrict Rk, const int* restrict Rpos,
-                  double* restrict Lx, double* restrict x, int* restrict failed)
+                  const int* restrict Rrun, double* restrict Lx, double* restrict x, int* restrict failed)
 {
     for (int j = 0; j < n; j++) {
         for (int q = Ap[j]; q < Ap[j + 1]; q++) {
@@ -159,13 +181,13 @@ void chol_numeric(int n, int P, const int* restrict Ap, const int* restrict Ai,
             for (int b = 0; b < P; b++) xi[b] = a[b];
         }
         const double* restrict diagonal = Ax + (long)Ap[j] * P; /* A[j, j]: first row of column j */
-        for (int t = Rp[j]; t < Rp[j + 1]; t++) {
-            const int k_end = Lp[Rk[t] + 1];
-            const double* restrict ljk = Lx + (long)Rpos[t] * P;
-            for (int q = Rpos[t]; q < k_end; q++) {
-                double* restrict xi = x + (long)Li[q] * P;
-                const double* restrict lik = Lx + (long)q * P;
-                for (int b = 0; b < P; b++) xi[b] -= lik[b] * ljk[b];
+        for (int t = Rp[j]; t < Rp[j + 1]; t += Rrun[t]) {
+            const int length = Lp[Rk[t] + 1] - Rpos[t];
+            const int* rows = Li + Rpos[t];
+            switch (Rrun[t]) {
+#define RUN(r) case r: chol_update_run(r, P, length, rows, Lx, Rpos + t, x); break;
+            RUN(1) RUN(2) RUN(3) RUN(4) RUN(5) RUN(6) RUN(7) RUN(8)
+#undef RUN
             }
         }
         double* restrict xd = x + (long)j * P;
