@@ -39,6 +39,10 @@ void fe_sensitivity(int P, int cells, int nqp, int n, int k, int N, const double
 void j2_update(long m, int dim, const double* strain, const double* ep_n, const double* p_n,
                const double* beta_n, double lmbda, double mu, double sigma_y, double H, double H_kin,
                double* stress, double* tangent, double* ep, double* p, double* beta, signed char* ok);
+void qp_averages(int P, long X, int n, const double* stress, const double* strain, const double* ref,
+                 const double* w, double* avg_stress, double* avg_strain, double* energy, double* scale);
+void qp_terms(int P, long X, int n, int c0, int m, const double* tangent, const double* strain,
+              const double* w, double* out);
 """
 
 _SOURCE = r"""
@@ -300,10 +304,11 @@ residual_body(int P, int R, int cells, int nqp, int n, int k, int N, const doubl
    entries with slot >= 0, D_p = dV * (the tangent of point points[p]: D + points[p] * stride,
    (cells, nqp, n, n)); dV may be NULL. K interleaves the P points (innermost).
    T: (k * n + n * n) * P doubles of work space. */
-void fe_assemble(int cells, int nqp, int n, int k, int P, const double* restrict B,
-                 const double* restrict D, const long* restrict points, long stride,
-                 const double* restrict dV, const int* restrict slot, double* restrict K,
-                 double* restrict T)
+static inline __attribute__((always_inline)) void
+assemble_body(int cells, int nqp, int n, int k, int P, const double* restrict B,
+              const double* restrict D, const long* restrict points, long stride,
+              const double* restrict dV, const int* restrict slot, double* restrict K,
+              double* restrict T)
 {
     double* restrict Dq = T + (long)k * n * P; /* this point's D of the P points, (n, n, P) */
     for (int c = 0; c < cells; c++) {
@@ -397,6 +402,56 @@ sensitivity_body(int P, int cells, int nqp, int n, int k, int N, const double* r
     }
 }
 
+/* Reductions over the X quadrature points of P states (values (P, X, n), weights w (X,)). */
+
+/* Volume averages: <s>, <e> (P, n), <s.h> and <|s||h|> (P,), h = e - ref. */
+void qp_averages(int P, long X, int n, const double* restrict stress, const double* restrict strain,
+                 const double* restrict ref, const double* restrict w, double* restrict avg_stress,
+                 double* restrict avg_strain, double* restrict energy, double* restrict scale)
+{
+    double as[n], ae[n];
+    for (int p = 0; p < P; p++) {
+        double en = 0.0, sc = 0.0;
+        for (int i = 0; i < n; i++) { as[i] = 0.0; ae[i] = 0.0; }
+        for (long x = 0; x < X; x++) {
+            const double* s = stress + ((long)p * X + x) * n;
+            const double* e = strain + ((long)p * X + x) * n;
+            double ss = 0.0, hh = 0.0, sh = 0.0;
+            for (int i = 0; i < n; i++) {
+                const double h = e[i] - ref[i];
+                ss += s[i] * s[i]; hh += h * h; sh += s[i] * h;
+                as[i] += w[x] * s[i]; ae[i] += w[x] * e[i];
+            }
+            en += w[x] * sh;
+            sc += w[x] * (sqrt(ss) * sqrt(hh));
+        }
+        for (int i = 0; i < n; i++) { avg_stress[(long)p * n + i] = as[i]; avg_strain[(long)p * n + i] = ae[i]; }
+        energy[p] = en;
+        scale[p] = sc;
+    }
+}
+
+/* The size of a residual's terms (fe2.convergence.residual_terms) over the components
+   c0 .. c0 + m - 1: out[p] = sqrt(sum_x |C_x|^2 |e_x|^2 w_x), w = (dV / h)^2; tangent (P, X, n, n). */
+void qp_terms(int P, long X, int n, int c0, int m, const double* restrict tangent,
+              const double* restrict strain, const double* restrict w, double* restrict out)
+{
+    for (int p = 0; p < P; p++) {
+        double t = 0.0;
+        for (long x = 0; x < X; x++) {
+            const double* C = tangent + ((long)p * X + x) * n * n;
+            const double* e = strain + ((long)p * X + x) * n;
+            double cc = 0.0, ee = 0.0;
+            for (int i = c0; i < c0 + m; i++) {
+                ee += e[i] * e[i];
+                for (int j = c0; j < c0 + m; j++) cc += C[i * n + j] * C[i * n + j];
+            }
+            t += cc * ee * w[x];
+        }
+        out[p] = sqrt(t);
+    }
+}
+
 /* The public kernels: the bodies above compiled once for the common element shapes (n strain
    components, k dofs per cell, nqp points per cell: P1 triangles and tetrahedra at small and
    finite strain, P2 triangles), where the constant sizes let the compiler unroll the short
@@ -422,6 +477,14 @@ void fe_residual(int P, int R, int cells, int nqp, int n, int k, int N, const do
                  double* out)
 {
 #define CALL(n_, k_, q_) residual_body(P, R, cells, q_, n_, k_, N, B, dofs, flux, sP, sR, sX, sI, dV, scale, out)
+    FE_DISPATCH(CALL)
+#undef CALL
+}
+
+void fe_assemble(int cells, int nqp, int n, int k, int P, const double* B, const double* D,
+                 const long* points, long stride, const double* dV, const int* slot, double* K, double* T)
+{
+#define CALL(n_, k_, q_) assemble_body(cells, q_, n_, k_, P, B, D, points, stride, dV, slot, K, T)
     FE_DISPATCH(CALL)
 #undef CALL
 }

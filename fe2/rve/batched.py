@@ -36,7 +36,6 @@ from typing import Any
 
 import numpy as np
 
-from fe2.convergence import residual_terms
 from fe2.rve.boundary_conditions import make_boundary_condition
 from fe2.rve.constrained_systems import SystemFactor, make_constrained_system
 from fe2.rve.micro_solver import (
@@ -138,15 +137,13 @@ class BatchedRveSolver(MicroSolver):
     def _evaluate(self, E: np.ndarray, w: np.ndarray, history: History):
         """Constitutive update and residuals of P states: (update, strain, R (P, N), |R|_adm,
         the residual norm to reach (P,))."""
-        model = self.model
         with self._timed("constitutive"):
             strain = self.ops.strain(w, E)
             update = self.cells.constitutive_update(strain, history)
         with self._timed("residual"):
             R = self.ops.residual(update.stress, dV=self.dV)
             adm, full = self.system.residual_norms(R)
-            s = model.physics.fluctuation_components
-            terms = residual_terms(update.tangent[..., s, s], strain[..., s], self.dV, dim=model.physics.dim)
+            terms = self.cells.residual_terms(update.tangent, strain)
         return update, strain, R, adm, self.newton.target(full, terms)
 
     def _factorize(self, tangent: np.ndarray, points: np.ndarray) -> SystemFactor:

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from fe2.convergence import residual_terms
 from fe2.fem.element_operators import ElementOperators
+from fe2.linalg.kernels import double_pointer, kernels
 from fe2.rve.model import Averages, History, MicroUpdate, RveModel
 
 
@@ -43,6 +45,12 @@ class PhaseOrder:
                                           B=np.ascontiguousarray(ops.B[self.order]), num_dofs=ops.num_dofs)
         self.dV = np.ascontiguousarray(model.dV[self.order])
         self._weights = (self.dV / model.volume).ravel()  # volume average = weights @ values
+        h = self.dV.sum(axis=1, keepdims=True) ** (1.0 / model.physics.dim)  # cell sizes
+        self._term_weights = np.ascontiguousarray(((self.dV / h) ** 2).ravel())
+        s = model.physics.fluctuation_components
+        contiguous = isinstance(s, slice) and s.indices(model.physics.n_comp)[2] == 1
+        start, stop, _ = s.indices(model.physics.n_comp) if contiguous else (0, 0, 1)
+        self._components = (start, stop - start) if contiguous else None  # None: numpy
 
     def to_mesh(self, values: np.ndarray) -> np.ndarray:
         """Quadrature values of one state (num_cells, num_qp, ...) in this order -> mesh order."""
@@ -78,11 +86,29 @@ class PhaseOrder:
         return np.matmul(self._weights, flat).reshape(P, *trailing)
 
     def averages(self, stress: np.ndarray, strain: np.ndarray) -> Averages:
-        """:meth:`fe2.rve.model.RveModel.averages` with the cells in this order."""
-        h = strain - self.model.physics.reference_strain
-        return Averages(
-            stress=self.point_averages(stress),
-            strain=self.point_averages(strain),
-            energy=self.point_averages(np.einsum("pcqi,pcqi->pcq", stress, h)),
-            scale=self.point_averages(np.linalg.norm(stress, axis=-1) * np.linalg.norm(h, axis=-1)),
-        )
+        """:meth:`fe2.rve.model.RveModel.averages` of P states (one process) with the cells in
+        this order, in one pass (a C kernel)."""
+        ffi, lib = kernels()
+        P, n = stress.shape[0], stress.shape[-1]
+        stress, strain = (np.ascontiguousarray(a, dtype=float) for a in (stress, strain))
+        ref = np.ascontiguousarray(self.model.physics.reference_strain, dtype=float)
+        out = [np.empty((P, n)), np.empty((P, n)), np.empty(P), np.empty(P)]
+        lib.qp_averages(P, self._weights.size, n, double_pointer(ffi, stress), double_pointer(ffi, strain),
+                        double_pointer(ffi, ref), double_pointer(ffi, self._weights),
+                        *(double_pointer(ffi, a) for a in out))
+        return Averages(stress=out[0], strain=out[1], energy=out[2], scale=out[3])
+
+    def residual_terms(self, tangent: np.ndarray, strain: np.ndarray) -> np.ndarray:
+        """:func:`fe2.convergence.residual_terms` of P states (P,) over the fluctuation
+        components, from the tangents (P, num_cells, num_qp, n, n) and strains (..., n) in
+        this order (a C kernel)."""
+        if self._components is None:
+            s = self.model.physics.fluctuation_components
+            return residual_terms(tangent[..., s, s], strain[..., s], self.dV, dim=self.model.physics.dim)
+        ffi, lib = kernels()
+        P, n = strain.shape[0], strain.shape[-1]
+        tangent, strain = (np.ascontiguousarray(a, dtype=float) for a in (tangent, strain))
+        out = np.empty(P)
+        lib.qp_terms(P, self._term_weights.size, n, *self._components, double_pointer(ffi, tangent),
+                     double_pointer(ffi, strain), double_pointer(ffi, self._term_weights), double_pointer(ffi, out))
+        return out
