@@ -197,8 +197,9 @@ def test_batched_cholesky_solves_spd_systems_and_flags_indefinite_ones():
 @pytest.mark.parametrize("dim", [2, 3])
 def test_supernode_runs_give_the_column_by_column_factors(make_mesh, dim):
     """The numeric factorisation applies the updates of a supernode's columns in one pass
-    (``Rrun``): on a real RVE pattern (runs of several columns occur) the factors are those of
-    the column-by-column updates bit for bit, and solve the systems."""
+    (``Rrun``), the forward substitution those of a chain of columns (``blocks``): on a real RVE
+    pattern (runs of several columns occur) the factors and solutions are those of the
+    column-by-column updates bit for bit, and solve the systems."""
     model = model_for(mesh(make_mesh, dim), "elasticity", ELASTIC)
     solver = make_rve_solver(model, "periodic")
     analysis = solver.system.linear
@@ -219,13 +220,20 @@ def test_supernode_runs_give_the_column_by_column_factors(make_mesh, dim):
     assert np.array_equal(blocked.Lx, single.Lx)
     n, perm = analysis.n, analysis.perm
     column = np.repeat(np.arange(n), np.diff(analysis.Ap))  # the permuted lower triangle, CSC
-    b = rng.standard_normal((5, 1, n))
+    b = rng.standard_normal((5, 2, n))
     x = blocked.solve(b)
+    blocks = analysis.blocks
+    assert np.diff(blocks).max() > 2
+    try:
+        analysis.blocks = np.arange(n + 1, dtype=np.int32)
+        assert np.array_equal(blocked.solve(b), x)
+    finally:
+        analysis.blocks = blocks
     for p in range(5):
         K = np.zeros((n, n))
         K[analysis.Ai, column] = values[analysis.source, p]
         K += np.tril(K, -1).T
-        residual = K @ x[p, 0, perm] - b[p, 0, perm]
+        residual = K @ x[p, :, perm] - b[p, :, perm]
         assert np.abs(residual).max() <= 1e-10 * np.abs(K).max() * np.abs(x[p]).max()
 
 

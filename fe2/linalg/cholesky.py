@@ -112,6 +112,7 @@ class BatchedCholesky:
         self.Rk = col_of[off][order].astype(np.int32)
         self.Rpos = off[order].astype(np.int32)
         self.Rrun = self._runs(count)
+        self.blocks = self._blocks(count)
 
     def _runs(self, count: np.ndarray, longest: int = 8) -> np.ndarray:
         """For every entry t of the row structure, how many columns Rk[t], Rk[t] + 1, ... (at
@@ -133,6 +134,19 @@ class BatchedCholesky:
             chained &= np.r_[linked[step:], np.zeros(step, dtype=bool)]
             run += chained
         return run
+
+    def _blocks(self, count: np.ndarray, longest: int = 8) -> np.ndarray:
+        """The columns cut into blocks of at most ``longest`` that share their rows below the
+        block (chains: column k + 1 the parent of k with one entry less): the first column of
+        every block, then n (int32)."""
+        n = self.n
+        chain = (self.parent[:-1] == np.arange(1, n)) & (count[1:] == count[:-1] - 1)
+        starts, j = [], 0
+        breaks = np.flatnonzero(~chain) + 1  # a new block must start at these columns
+        for stop in np.r_[breaks, n]:
+            starts.extend(range(j, stop, longest))  # the chain j .. stop - 1, cut every `longest`
+            j = stop
+        return np.array([*starts, n], dtype=np.int32)
 
     def destroy(self) -> None:
         """Nothing to free (numpy arrays only)."""
@@ -192,8 +206,8 @@ class Factor:
         b = rhs[:, None, :] if single else rhs
         P, R, n = b.shape
         y = np.ascontiguousarray(b[:, :, a.perm].transpose(2, 1, 0))
-        lib.chol_solve(n, P, R, int_pointer(ffi, a.Lp), int_pointer(ffi, a.Li),
-                       double_pointer(ffi, self.Lx), double_pointer(ffi, y))
+        lib.chol_solve(n, P, R, int_pointer(ffi, a.Lp), int_pointer(ffi, a.Li), double_pointer(ffi, self.Lx),
+                       int_pointer(ffi, a.blocks), len(a.blocks) - 1, double_pointer(ffi, y))
         x = np.empty_like(b)
         x[:, :, a.perm] = y.transpose(2, 1, 0)
         return x[:, 0, :] if single else x

@@ -25,7 +25,8 @@ void chol_symbolic(int n, const int* Up, const int* Ui, int* parent, int* count,
 void chol_numeric(int n, int P, const int* Ap, const int* Ai, const double* Ax, const int* Lp, const int* Li,
                   const int* Rp, const int* Rk, const int* Rpos, const int* Rrun, double* Lx, double* x,
                   int* failed);
-void chol_solve(int n, int P, int R, const int* Lp, const int* Li, const double* Lx, double* y);
+void chol_solve(int n, int P, int R, const int* Lp, const int* Li, const double* Lx, const int* blocks,
+                int nblocks, double* y);
 void fe_strain(int P, int cells, int nqp, int n, int k, int N, const double* B, const int* dofs,
                const double* w, const double* E, double* out);
 void fe_residual(int P, int R, int cells, int nqp, int n, int k, int N, const double* B, const int* dofs,
@@ -210,30 +211,79 @@ void chol_numeric(int n, int P, const int* restrict Ap, const int* restrict Ai,
     }
 }
 
-/* Solve L L^T y = rhs in place for P matrices and R right-hand sides each: y[(i * R + r) * P + b]. */
-void chol_solve(int n, int P, int R, const int* restrict Lp, const int* restrict Li,
-                const double* restrict Lx, double* restrict y)
+/* The forward substitution of one block of r columns j0 .. j0 + r - 1 that share their rows
+   below the block (a chain of the elimination tree, as in chol_numeric's runs): the block's
+   triangle column by column, then each row below it loaded and stored once for all r columns.
+   Every entry receives the same updates in the same order as column by column. */
+static inline __attribute__((always_inline)) void
+chol_forward_block(int j0, int r, int P, int R, const int* restrict Lp, const int* restrict Li,
+                   const double* restrict Lx, double* restrict y)
 {
     const long RP = (long)R * P;
-    for (int j = 0; j < n; j++) {
+    for (int c = 0; c < r; c++) {
+        const int j = j0 + c;
         double* restrict yj = y + j * RP;
         const double* restrict d = Lx + (long)Lp[j] * P;
-        for (int r = 0; r < R; r++) for (int b = 0; b < P; b++) yj[r * P + b] /= d[b];
-        for (int q = Lp[j] + 1; q < Lp[j + 1]; q++) {
+        for (int t = 0; t < R; t++) for (int b = 0; b < P; b++) yj[t * P + b] /= d[b];
+        for (int q = Lp[j] + 1; q < Lp[j] + r - c; q++) { /* rows j + 1 .. j0 + r - 1 */
             double* restrict yi = y + Li[q] * RP;
             const double* restrict l = Lx + (long)q * P;
-            for (int r = 0; r < R; r++) for (int b = 0; b < P; b++) yi[r * P + b] -= l[b] * yj[r * P + b];
+            for (int t = 0; t < R; t++) for (int b = 0; b < P; b++) yi[t * P + b] -= l[b] * yj[t * P + b];
         }
     }
+    const int m = Lp[j0 + 1] - Lp[j0] - r; /* rows below the block */
+    const double* l[8];
+    const double* yc[8];
+    for (int c = 0; c < r; c++) { l[c] = Lx + (long)(Lp[j0 + c] + r - c) * P; yc[c] = y + (j0 + c) * RP; }
+    for (int s = 0; s < m; s++) {
+        double* restrict yi = y + Li[Lp[j0] + r + s] * RP;
+        for (int t = 0; t < R; t++) {
+            for (int b = 0; b < P; b++) {
+                double v = yi[t * P + b];
+                for (int c = 0; c < r; c++) v -= l[c][(long)s * P + b] * yc[c][t * P + b];
+                yi[t * P + b] = v;
+            }
+        }
+    }
+}
+
+/* Solve L L^T y = rhs in place for P matrices and R right-hand sides each: y[(i * R + r) * P + b].
+   blocks: the first column of each of nblocks blocks (and n), chains of at most 8 columns. */
+void chol_solve(int n, int P, int R, const int* restrict Lp, const int* restrict Li,
+                const double* restrict Lx, const int* restrict blocks, int nblocks, double* restrict y)
+{
+    const long RP = (long)R * P;
+    for (int k = 0; k < nblocks; k++) {
+        const int j0 = blocks[k], r = blocks[k + 1] - blocks[k];
+        switch (r) {
+#define BLOCK(w) case w: chol_forward_block(j0, w, P, R, Lp, Li, Lx, y); break;
+        BLOCK(1) BLOCK(2) BLOCK(3) BLOCK(4) BLOCK(5) BLOCK(6) BLOCK(7) BLOCK(8)
+#undef BLOCK
+        }
+    }
+    /* Backward: y_j = (y_j - sum_q L[q, j] y[Li[q]]) / L[j, j], the terms in the order of q,
+       accumulated in registers 8 lanes at a time. */
     for (int j = n - 1; j >= 0; j--) {
         double* restrict yj = y + j * RP;
-        for (int q = Lp[j] + 1; q < Lp[j + 1]; q++) {
-            const double* restrict yi = y + Li[q] * RP;
-            const double* restrict l = Lx + (long)q * P;
-            for (int r = 0; r < R; r++) for (int b = 0; b < P; b++) yj[r * P + b] -= l[b] * yi[r * P + b];
-        }
         const double* restrict d = Lx + (long)Lp[j] * P;
-        for (int r = 0; r < R; r++) for (int b = 0; b < P; b++) yj[r * P + b] /= d[b];
+        for (int r = 0; r < R; r++) {
+            int b0 = 0;
+            for (; b0 + 8 <= P; b0 += 8) {
+                double v[8];
+                for (int u = 0; u < 8; u++) v[u] = yj[r * P + b0 + u];
+                for (int q = Lp[j] + 1; q < Lp[j + 1]; q++) {
+                    const double* restrict yi = y + Li[q] * RP + r * P + b0;
+                    const double* restrict l = Lx + (long)q * P + b0;
+                    for (int u = 0; u < 8; u++) v[u] -= l[u] * yi[u];
+                }
+                for (int u = 0; u < 8; u++) yj[r * P + b0 + u] = v[u] / d[b0 + u];
+            }
+            for (int b = b0; b < P; b++) {
+                double v = yj[r * P + b];
+                for (int q = Lp[j] + 1; q < Lp[j + 1]; q++) v -= Lx[(long)q * P + b] * y[Li[q] * RP + r * P + b];
+                yj[r * P + b] = v / d[b];
+            }
+        }
     }
 }
 
