@@ -60,6 +60,14 @@ j2_body(long m, int dim, const double* restrict strain, const double* restrict e
     const int plane[3] = {0, 1, 5};
     const int nc = dim == 2 ? 3 : 6;
     const double s32 = sqrt(1.5), denominator = 3.0 * mu + H + H_kin;
+    double elastic[36]; /* the tangent of an elastic step: C (the formula below with alpha = theta = 0) */
+    for (int i = 0; i < nc; i++) {
+        const int I = dim == 2 ? plane[i] : i;
+        for (int j = 0; j < nc; j++) {
+            const int J = dim == 2 ? plane[j] : j;
+            elastic[i * nc + j] = (I == J ? 2.0 * mu : 0.0) + (I < 3 && J < 3 ? lmbda : 0.0);
+        }
+    }
     for (long a = 0; a < m; a++) {
         double e[6] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
         for (int c = 0; c < nc; c++) e[dim == 2 ? plane[c] : c] = strain[a * nc + c];
@@ -89,9 +97,17 @@ j2_body(long m, int dim, const double* restrict strain, const double* restrict e
         int finite = 1;
         for (int i = 0; i < nc; i++) {
             const int I = dim == 2 ? plane[i] : i;
-            const double NI = plastic ? eta[I] / norm : 0.0;
             stress[a * nc + i] = sig[I];
             finite &= isfinite(sig[I]);
+        }
+        ok[a] = (signed char)finite;
+        if (!plastic) {
+            for (int k = 0; k < nc * nc; k++) tangent[a * nc * nc + k] = elastic[k];
+            continue;
+        }
+        for (int i = 0; i < nc; i++) {
+            const int I = dim == 2 ? plane[i] : i;
+            const double NI = plastic ? eta[I] / norm : 0.0;
             for (int j = 0; j < nc; j++) {
                 const int J = dim == 2 ? plane[j] : j;
                 const double NJ = plastic ? eta[J] / norm : 0.0;
@@ -100,7 +116,6 @@ j2_body(long m, int dim, const double* restrict strain, const double* restrict e
                 tangent[(a * nc + i) * nc + j] = C - alpha * NI * NJ - theta * (dev - NI * NJ);
             }
         }
-        ok[a] = (signed char)finite;
     }
 }
 
