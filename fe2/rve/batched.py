@@ -158,14 +158,17 @@ class BatchedRveSolver(MicroSolver):
         with self._timed("solve"):
             return factor.solve(rhs)
 
-    def _grouped(self, tangent: np.ndarray, rhs_of, work: np.ndarray, points: np.ndarray):
-        """Factorise the systems of P tangents in groups of at most ``factor_group`` and solve
+    def _grouped(self, tangent: np.ndarray, rhs_of, work: np.ndarray, points: np.ndarray, rows=None):
+        """Factorise the systems of P points in groups of at most ``factor_group`` and solve
         each group's right-hand sides ``rhs_of(group indices)`` (len, R, N) at once: the
-        solutions (P, R, N) and the points whose factorisation broke down (P,) bool."""
+        solutions (P, R, N) and the points whose factorisation broke down (P,) bool. The
+        tangents of the points are ``tangent[rows]`` (rows None: all of ``tangent``)."""
         solutions, failed = [], []
-        count = -(-len(tangent) // self.factor_group)  # groups of equal size: no small tail
-        for group in np.array_split(np.arange(len(tangent)), count):
-            factor = self._factorize(tangent, group)
+        P = len(points)
+        rows = np.arange(P) if rows is None else rows
+        count = -(-P // self.factor_group)  # groups of equal size: no small tail
+        for group in np.array_split(np.arange(P), count):
+            factor = self._factorize(tangent, rows[group])
             if not self.model.is_linear:
                 work[points[group]] += 2
             solutions.append(self._solve(factor, rhs_of(group)))
@@ -262,7 +265,7 @@ class BatchedRveSolver(MicroSolver):
         failed: dict[int, RveFailure] = {}
 
         def drop_inadmissible(state: _Active) -> _Active:
-            bad = ~state.update.ok | ~np.isfinite(state.adm)
+            bad = ~state.ok | ~np.isfinite(state.adm)
             for i in state.points[bad]:
                 failed[i] = RveFailure(f"inadmissible micro state at Newton iteration {iterations[i]} "
                                        "(NaN stress or det F <= 0)")
@@ -278,7 +281,7 @@ class BatchedRveSolver(MicroSolver):
             state = self._state(points, E, w[points], committed)
             work[points] += 1
             with self._timed("shortcut"):
-                same = state.update.ok & state.unchanged(virgin_data["tangent_qp"], committed)
+                same = state.ok & state.unchanged(virgin_data["tangent_qp"], committed)
                 same &= state.adm <= state.target
             accepted = state.where(same)
             shortcut[accepted.points] = True
@@ -302,8 +305,9 @@ class BatchedRveSolver(MicroSolver):
             if not len(state.points):
                 break
             iterations[state.points] += 1
-            step, broke = self._grouped(state.update.tangent, lambda group: -state.R[group, None, :],
-                                        work, state.points)
+            tangent, rows = state.tangent_rows()
+            step, broke = self._grouped(tangent, lambda group: -state.residuals(group)[:, None, :],
+                                        work, state.points, rows)
             for i in state.points[broke]:
                 failed[i] = _Breakdown("the RVE tangent system is not positive definite")
             step = step[:, 0, :]
@@ -325,7 +329,7 @@ class BatchedRveSolver(MicroSolver):
                 trial = self._state(points, E, w[points], committed)
                 work[points] += 1
                 accept = (trial.adm < (1.0 - 1e-4 * alpha[pending]) * state.adm[pending]) \
-                    | (trial.adm <= trial.target) | ~trial.update.ok | ~np.isfinite(trial.adm)
+                    | (trial.adm <= trial.target) | ~trial.ok | ~np.isfinite(trial.adm)
                 if halving == newton.line_search_steps:
                     accept[:] = True
                 parts.append(trial.where(accept))
@@ -420,44 +424,84 @@ class _Repeated:
 
 
 class _Active:
-    """Evaluated states of some points of a batch (indices ``points`` into the batch)."""
+    """Evaluated states of some points of a batch (indices ``points`` into the batch).
 
-    def __init__(self, points, update: MicroUpdate, strain, R, adm, target):
-        self.points, self.update, self.strain, self.R, self.adm, self.target = points, update, strain, R, adm, target
+    The quadrature arrays of the evaluation are shared, not copied, when points are dropped:
+    ``rows`` (None: all) are the rows of these points in them; the properties gather them."""
+
+    def __init__(self, points, update: MicroUpdate, strain, R, adm, target, *, ok=None, rows=None):
+        self.points, self.adm, self.target = points, adm, target
+        self.ok = update.ok if ok is None else ok
+        self._update, self._strain, self._R, self.rows = update, strain, R, rows
+
+    def _gather(self, array: np.ndarray, index=None) -> np.ndarray:
+        """Rows of a shared array: of all these points, or of those at ``index`` among them."""
+        if self.rows is None:
+            return array if index is None else array[index]
+        return array[self.rows if index is None else self.rows[index]]
+
+    @property
+    def stress(self) -> np.ndarray:
+        return self._gather(self._update.stress)
+
+    @property
+    def tangent(self) -> np.ndarray:
+        return self._gather(self._update.tangent)
+
+    @property
+    def strain(self) -> np.ndarray:
+        return self._gather(self._strain)
+
+    def residuals(self, index=None) -> np.ndarray:
+        """R (len, N) of these points (or of those at ``index`` among them)."""
+        return self._gather(self._R, index)
+
+    def tangent_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """The shared tangent array and the rows of these points in it (no copy)."""
+        tangent = self._update.tangent
+        return tangent, np.arange(len(tangent)) if self.rows is None else self.rows
+
+    @property
+    def history(self) -> History:
+        """The trial history of these points, stacked."""
+        history = self._update.history
+        if self.rows is None:
+            return history
+        return {t: {k: v[self.rows].reshape(-1, *v.shape[2:]) for k, v in h.items()}
+                for t, h in _split(history, len(self._update.ok)).items()}
 
     def where(self, mask: np.ndarray) -> _Active:
-        """The states of the points selected by a boolean mask."""
+        """The states of the points selected by a boolean mask (sharing the arrays)."""
         if mask.all():
             return self
-        count = len(self.points)
-        u = self.update
-        history = {t: {k: v[mask].reshape(-1, *v.shape[2:]) for k, v in h.items()}
-                   for t, h in _split(u.history, count).items()}
-        update = MicroUpdate(stress=u.stress[mask], tangent=u.tangent[mask], history=history, ok=u.ok[mask])
-        return _Active(self.points[mask], update, self.strain[mask], self.R[mask], self.adm[mask], self.target[mask])
+        rows = (np.arange(len(self._update.ok)) if self.rows is None else self.rows)[mask]
+        return _Active(self.points[mask], self._update, self._strain, self._R, self.adm[mask], self.target[mask],
+                       ok=self.ok[mask], rows=rows)
 
     @staticmethod
     def concatenate(parts: list[_Active]) -> _Active:
         if len(parts) == 1:
             return parts[0]
-        first = parts[0].update
+        histories = [p.history for p in parts]
         update = MicroUpdate(
-            stress=np.concatenate([p.update.stress for p in parts]),
-            tangent=np.concatenate([p.update.tangent for p in parts]),
-            history={t: {k: np.concatenate([p.update.history[t][k] for p in parts]) for k in h}
-                     for t, h in first.history.items()},
-            ok=np.concatenate([p.update.ok for p in parts]),
+            stress=np.concatenate([p.stress for p in parts]),
+            tangent=np.concatenate([p.tangent for p in parts]),
+            history={t: {k: np.concatenate([h[t][k] for h in histories]) for k in v}
+                     for t, v in histories[0].items()},
+            ok=np.concatenate([p.ok for p in parts]),
         )
+
         def join(name):
             return np.concatenate([getattr(p, name) for p in parts])
 
-        return _Active(join("points"), update, join("strain"), join("R"), join("adm"), join("target"))
+        return _Active(join("points"), update, join("strain"), np.concatenate([p.residuals() for p in parts]),
+                       join("adm"), join("target"))
 
     def unchanged(self, tangent: np.ndarray, committed: dict) -> np.ndarray:
         """(count,) True where the tangent equals ``tangent`` and the history the committed one."""
         count = len(self.points)
-        same = (self.update.tangent == tangent).reshape(count, -1).all(axis=1)
-        for t, h in _split(self.update.history, count).items():
+        same = (self.tangent == tangent).reshape(count, -1).all(axis=1)
+        for t, h in _split(self.history, count).items():
             for k, v in h.items():
                 same &= (v == committed[t][k][self.points]).reshape(count, -1).all(axis=1)
         return same
@@ -476,9 +520,8 @@ class _Final:
         points = state.points
         if not len(points):
             return
-        self.stress[points], self.strain[points], self.tangent[points] = \
-            state.update.stress, state.strain, state.update.tangent
-        for t, h in _split(state.update.history, len(points)).items():
+        self.stress[points], self.strain[points], self.tangent[points] = state.stress, state.strain, state.tangent
+        for t, h in _split(state.history, len(points)).items():
             for k, v in h.items():
                 self.history[t][k][points] = v
 
