@@ -150,8 +150,8 @@ class MatrixSlots:
 class Scatter:
     """Sums values given per (source index) into target slots: out[:, t] = sum_{s: target[s]=t} in[:, s].
 
-    Sources with target < 0 are dropped. Precomputed once (sort by target); each call is a
-    gather and one ``np.add.reduceat``.
+    Sources with target < 0 are dropped. Precomputed once (sort by target); each call is one
+    C pass (each slot's sources summed in source order).
 
     Args:
         target: (S,) target slot of every source entry (< 0: dropped).
@@ -163,23 +163,23 @@ class Scatter:
         keep = np.flatnonzero(target >= 0)
         order = keep[np.argsort(target[keep], kind="stable")]
         sorted_target = target[order]
-        self.order = order
-        self.starts = np.flatnonzero(np.r_[True, sorted_target[1:] != sorted_target[:-1]])
-        self.slots = sorted_target[self.starts]
+        self.order = order.astype(np.int64)
+        self.starts = np.flatnonzero(np.r_[True, sorted_target[1:] != sorted_target[:-1]]) if len(order) else \
+            np.zeros(0, dtype=np.int64)
+        self.slots = sorted_target[self.starts].astype(np.int64)
         self.size = size
         self.complete = len(self.slots) == size  # every slot receives a value
+        self._bounds = np.r_[self.starts, len(order)].astype(np.int64)
 
     def __call__(self, values: np.ndarray) -> np.ndarray:
         """values (P, S) (or (P, ...) with S entries after the first axis) -> (P, size)."""
+        ffi, lib = kernels()
         P = values.shape[0]
-        values = values.reshape(P, -1)
-        if len(self.order) == 0:
-            return np.zeros((P, self.size))
-        summed = np.add.reduceat(values[:, self.order], self.starts, axis=1)
-        if self.complete:
-            return summed
-        out = np.zeros((P, self.size))
-        out[:, self.slots] = summed
+        values = np.ascontiguousarray(values.reshape(P, -1), dtype=float)
+        out = np.empty((P, self.size)) if self.complete else np.zeros((P, self.size))
+        index = [ffi.cast("long*", a.ctypes.data) for a in (self.order, self._bounds, self.slots)]
+        lib.scatter_sum(P, values.shape[1], len(self.slots), self.size, double_pointer(ffi, values), *index,
+                        double_pointer(ffi, out))
         return out
 
 

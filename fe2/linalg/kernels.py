@@ -44,6 +44,8 @@ void qp_averages(int P, long X, int n, const double* stress, const double* strai
                  const double* w, double* avg_stress, double* avg_strain, double* energy, double* scale);
 void qp_terms(int P, long X, int n, int c0, int m, const double* tangent, const double* strain,
               const double* w, double* out);
+void scatter_sum(int P, long S, long groups, long size, const double* values, const long* order,
+                 const long* starts, const long* slots, double* out);
 """
 
 _SOURCE = r"""
@@ -496,10 +498,26 @@ void qp_averages(int P, long X, int n, const double* restrict stress, const doub
     }
 }
 
-/* The size of a residual's terms (fe2.convergence.residual_terms) over the components
-   c0 .. c0 + m - 1: out[p] = sqrt(sum_x |C_x|^2 |e_x|^2 w_x), w = (dV / h)^2; tangent (P, X, n, n). */
-void qp_terms(int P, long X, int n, int c0, int m, const double* restrict tangent,
-              const double* restrict strain, const double* restrict w, double* restrict out)
+/* out[p, slots[g]] = sum_{q = starts[g]}^{starts[g + 1] - 1} values[p, order[q]] in the order of q
+   (values (P, S), out (P, size); slots without a group are left as they are). */
+void scatter_sum(int P, long S, long groups, long size, const double* restrict values,
+                 const long* restrict order, const long* restrict starts, const long* restrict slots,
+                 double* restrict out)
+{
+    for (int p = 0; p < P; p++) {
+        const double* v = values + (long)p * S;
+        double* o = out + (long)p * size;
+        for (long g = 0; g < groups; g++) {
+            double s = v[order[starts[g]]];
+            for (long q = starts[g] + 1; q < starts[g + 1]; q++) s += v[order[q]];
+            o[slots[g]] = s;
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) void
+terms_body(int P, long X, int n, int c0, int m, const double* restrict tangent,
+           const double* restrict strain, const double* restrict w, double* restrict out)
 {
     for (int p = 0; p < P; p++) {
         double t = 0.0;
@@ -515,6 +533,18 @@ void qp_terms(int P, long X, int n, int c0, int m, const double* restrict tangen
         }
         out[p] = sqrt(t);
     }
+}
+
+/* The size of a residual's terms (fe2.convergence.residual_terms) over the components
+   c0 .. c0 + m - 1: out[p] = sqrt(sum_x |C_x|^2 |e_x|^2 w_x), w = (dV / h)^2; tangent (P, X, n, n). */
+void qp_terms(int P, long X, int n, int c0, int m, const double* tangent, const double* strain,
+              const double* w, double* out)
+{   /* compiled for all components of 2D/3D small strain and 2D/3D finite strain */
+    if (n == 3 && c0 == 0 && m == 3) terms_body(P, X, 3, 0, 3, tangent, strain, w, out);
+    else if (n == 6 && c0 == 0 && m == 6) terms_body(P, X, 6, 0, 6, tangent, strain, w, out);
+    else if (n == 4 && c0 == 0 && m == 4) terms_body(P, X, 4, 0, 4, tangent, strain, w, out);
+    else if (n == 9 && c0 == 0 && m == 9) terms_body(P, X, 9, 0, 9, tangent, strain, w, out);
+    else terms_body(P, X, n, c0, m, tangent, strain, w, out);
 }
 
 /* The public kernels: the bodies above compiled once for the common element shapes (n strain
