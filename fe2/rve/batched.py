@@ -6,14 +6,17 @@ backtracking line search, the consistent tangent by n sensitivity solves, the Hi
 <eps> = E checks. What changes is how: for the b active points of a batch
 
 * the micro strains E + strain(w) come from shared element strain operators in one array
-  operation, the constitutive update of each phase is one vectorised call over all points;
+  operation, the constitutive update of each phase is one vectorised call over all points
+  (the quadrature arrays hold the cells ordered by phase, :mod:`fe2.rve.phase_order`, so a
+  phase is one slice of them);
 * residuals and element matrices are array operations, summed into the constrained systems
   of all points at once (:mod:`fe2.rve.constrained_systems`);
 * one batched sparse Cholesky factorises the systems of up to :data:`FACTOR_GROUP` points
   together (shared symbolic analysis; the group size at which it runs fastest); the
   sensitivity right-hand sides are solved together;
-* each point converges on its own: a converged point leaves the active set, a failed point
-  is reported by its index; the line search runs per point.
+* each point converges on its own: a converged point leaves the active set (the states of a
+  batch: :mod:`fe2.rve.batch_states`), a failed point is reported by its index; the line
+  search runs per point.
 
 A point whose system is not positive definite (the Cholesky breaks down) is solved again by
 the per-point reference solver (PETSc LU). Batches are capped in size so that memory stays
@@ -42,7 +45,8 @@ from fe2.rve.micro_solver import (
     CONSISTENCY_TOL, BatchResult, MicroSolver, NewtonOptions, PointState, RveFailure, RveResponse,
     consistency_error, hill_mandel,
 )
-from fe2.rve.model import History, MicroUpdate, RveModel
+from fe2.rve.batch_states import ActiveStates, FinalStates, split_points, take_points
+from fe2.rve.model import History, RveModel
 from fe2.rve.phase_order import PhaseOrder
 
 log = logging.getLogger(__name__)
@@ -53,16 +57,6 @@ DEFAULT_BATCH_MEMORY = 512 * 2**20
 MAX_BATCH = 1024
 #: Most points factorised together (the batched Cholesky is fastest around this size).
 FACTOR_GROUP = 32
-
-
-def _split(history: History, P: int) -> dict[int, dict[str, np.ndarray]]:
-    """Stacked history (P * npq, ...) -> point-major views (P, npq, ...)."""
-    return {t: {k: v.reshape(P, -1 if P else 0, *v.shape[1:]) for k, v in h.items()} for t, h in history.items()}
-
-
-def _take(history: dict, points) -> History:
-    """Point-major history, points selected -> stacked (len * npq, ...) arrays."""
-    return {t: {k: v[points].reshape(-1, *v.shape[2:]) for k, v in h.items()} for t, h in history.items()}
 
 
 class BatchedRveSolver(MicroSolver):
@@ -243,10 +237,10 @@ class BatchedRveSolver(MicroSolver):
                                                 linear_solver=self.linear_solver)
         return self._fallback
 
-    def _state(self, points: np.ndarray, E: np.ndarray, w: np.ndarray, committed: dict) -> _Active:
+    def _state(self, points: np.ndarray, E: np.ndarray, w: np.ndarray, committed: dict) -> ActiveStates:
         """Evaluate the points (indices of the chunk) at fluctuations w (len, N)."""
-        update, strain, R, adm, target = self._evaluate(E[points], w, _take(committed, points))
-        return _Active(points, update, strain, R, adm, target)
+        update, strain, R, adm, target = self._evaluate(E[points], w, take_points(committed, points))
+        return ActiveStates(points, update, strain, R, adm, target)
 
     def _solve_chunk(self, E, states, warm, fields, result: BatchResult, index: np.ndarray) -> np.ndarray:
         """Solve one batch; writes responses, trials and failures at ``index``; returns the
@@ -254,17 +248,17 @@ class BatchedRveSolver(MicroSolver):
         model, newton = self.model, self.newton
         P, n = len(E), self.n_comp
         ref = model.physics.reference_strain
-        committed = _split(model.stack([s.history for s in states]), P)
+        committed = split_points(model.stack([s.history for s in states]), P)
         w = np.array(warm, dtype=float).reshape(P, -1)
         work = np.zeros(P)
         virgin = np.array([s.virgin for s in states])
         shortcut = np.zeros(P, dtype=bool)
-        final = _Final(P, model, n, committed)  # converged states
+        final = FinalStates(P, model, n, committed)  # converged states
         norms: list[list[float]] = [[] for _ in range(P)]
         iterations = np.zeros(P, dtype=int)
         failed: dict[int, RveFailure] = {}
 
-        def drop_inadmissible(state: _Active) -> _Active:
+        def drop_inadmissible(state: ActiveStates) -> ActiveStates:
             bad = ~state.ok | ~np.isfinite(state.adm)
             for i in state.points[bad]:
                 failed[i] = RveFailure(f"inadmissible micro state at Newton iteration {iterations[i]} "
@@ -337,7 +331,7 @@ class BatchedRveSolver(MicroSolver):
                 if not len(pending):
                     break
                 alpha[pending] *= 0.5
-            state = drop_inadmissible(_Active.concatenate(parts))
+            state = drop_inadmissible(ActiveStates.concatenate(parts))
 
         newton_points = np.array([i for i in range(P) if not shortcut[i] and i not in failed], dtype=int)
         tangents = np.zeros((P, n, n))
@@ -421,109 +415,3 @@ class _Repeated:
     def solve(self, rhs):
         P, R, N = rhs.shape
         return self.factor.solve(rhs.reshape(1, P * R, N)).reshape(P, R, N)
-
-
-class _Active:
-    """Evaluated states of some points of a batch (indices ``points`` into the batch).
-
-    The quadrature arrays of the evaluation are shared, not copied, when points are dropped:
-    ``rows`` (None: all) are the rows of these points in them; the properties gather them."""
-
-    def __init__(self, points, update: MicroUpdate, strain, R, adm, target, *, ok=None, rows=None):
-        self.points, self.adm, self.target = points, adm, target
-        self.ok = update.ok if ok is None else ok
-        self._update, self._strain, self._R, self.rows = update, strain, R, rows
-
-    def _gather(self, array: np.ndarray, index=None) -> np.ndarray:
-        """Rows of a shared array: of all these points, or of those at ``index`` among them."""
-        if self.rows is None:
-            return array if index is None else array[index]
-        return array[self.rows if index is None else self.rows[index]]
-
-    @property
-    def stress(self) -> np.ndarray:
-        return self._gather(self._update.stress)
-
-    @property
-    def tangent(self) -> np.ndarray:
-        return self._gather(self._update.tangent)
-
-    @property
-    def strain(self) -> np.ndarray:
-        return self._gather(self._strain)
-
-    def residuals(self, index=None) -> np.ndarray:
-        """R (len, N) of these points (or of those at ``index`` among them)."""
-        return self._gather(self._R, index)
-
-    def tangent_rows(self) -> tuple[np.ndarray, np.ndarray]:
-        """The shared tangent array and the rows of these points in it (no copy)."""
-        tangent = self._update.tangent
-        return tangent, np.arange(len(tangent)) if self.rows is None else self.rows
-
-    @property
-    def history(self) -> History:
-        """The trial history of these points, stacked."""
-        history = self._update.history
-        if self.rows is None:
-            return history
-        return {t: {k: v[self.rows].reshape(-1, *v.shape[2:]) for k, v in h.items()}
-                for t, h in _split(history, len(self._update.ok)).items()}
-
-    def where(self, mask: np.ndarray) -> _Active:
-        """The states of the points selected by a boolean mask (sharing the arrays)."""
-        if mask.all():
-            return self
-        rows = (np.arange(len(self._update.ok)) if self.rows is None else self.rows)[mask]
-        return _Active(self.points[mask], self._update, self._strain, self._R, self.adm[mask], self.target[mask],
-                       ok=self.ok[mask], rows=rows)
-
-    @staticmethod
-    def concatenate(parts: list[_Active]) -> _Active:
-        if len(parts) == 1:
-            return parts[0]
-        histories = [p.history for p in parts]
-        update = MicroUpdate(
-            stress=np.concatenate([p.stress for p in parts]),
-            tangent=np.concatenate([p.tangent for p in parts]),
-            history={t: {k: np.concatenate([h[t][k] for h in histories]) for k in v}
-                     for t, v in histories[0].items()},
-            ok=np.concatenate([p.ok for p in parts]),
-        )
-
-        def join(name):
-            return np.concatenate([getattr(p, name) for p in parts])
-
-        return _Active(join("points"), update, join("strain"), np.concatenate([p.residuals() for p in parts]),
-                       join("adm"), join("target"))
-
-    def unchanged(self, tangent: np.ndarray, committed: dict) -> np.ndarray:
-        """(count,) True where the tangent equals ``tangent`` and the history the committed one."""
-        count = len(self.points)
-        same = (self.tangent == tangent).reshape(count, -1).all(axis=1)
-        for t, h in _split(self.history, count).items():
-            for k, v in h.items():
-                same &= (v == committed[t][k][self.points]).reshape(count, -1).all(axis=1)
-        return same
-
-
-class _Final:
-    """The converged states of a batch's points, filled as points converge."""
-
-    def __init__(self, P: int, model: RveModel, n: int, committed: dict):
-        self.stress = np.zeros((P, model.num_cells, model.num_qp, n))
-        self.strain = np.zeros_like(self.stress)
-        self.tangent = np.zeros((*self.stress.shape, n))
-        self.history = {t: {k: np.empty_like(v) for k, v in h.items()} for t, h in committed.items()}
-
-    def keep(self, state: _Active) -> None:
-        points = state.points
-        if not len(points):
-            return
-        self.stress[points], self.strain[points], self.tangent[points] = state.stress, state.strain, state.tangent
-        for t, h in _split(state.history, len(points)).items():
-            for k, v in h.items():
-                self.history[t][k][points] = v
-
-    def history_of(self, i: int) -> History:
-        return {t: {k: v[i].copy() for k, v in h.items()} for t, h in self.history.items()}
