@@ -62,22 +62,7 @@ class PhaseOrder:
         """:meth:`fe2.rve.model.RveModel.constitutive_update` with the cells in this order:
         micro strains (P, num_cells, num_qp, n), the committed history stacked over the P
         points -> stress (P, num_cells, num_qp, n), tangent (..., n, n) in this order."""
-        model = self.model
-        P, n = strain.shape[0], model.physics.n_comp
-        stress = np.empty(strain.shape)
-        tangent = np.empty((*strain.shape, n))
-        trial: History = {}
-        ok = np.ones(P, dtype=bool)
-        for tag, material in model.phases.items():
-            block = self.slices[tag]
-            shape = (P, block.stop - block.start, model.num_qp, n)
-            result = material.update(strain[:, block].reshape(-1, n), history[tag], model.physics.tensor_dim)
-            stress[:, block] = result.stress.reshape(shape)
-            tangent[:, block] = result.tangent.reshape(*shape, n)
-            trial[tag] = result.state
-            ok &= np.asarray(result.ok).reshape(P, -1).all(axis=1)
-        ok &= np.isfinite(stress).reshape(P, -1).all(axis=1)
-        return MicroUpdate(stress=stress, tangent=tangent, history=trial, ok=ok)
+        return self.model.constitutive_update(strain, history, phase_cells=self.slices)
 
     def point_averages(self, values: np.ndarray) -> np.ndarray:
         """Volume averages of P states (one process): (P, num_cells, num_qp, ...) -> (P, ...)."""
