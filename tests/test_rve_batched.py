@@ -194,6 +194,20 @@ def test_batched_cholesky_solves_spd_systems_and_flags_indefinite_ones():
         assert np.abs(scales[k] * A @ x[k].T - b[k].T).max() <= 1e-10 * np.abs(b).max()
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 12])
+def test_batched_cholesky_of_small_dense_matrices(n):
+    """Full patterns (one supernode: every column in a run) down to 1x1, against numpy."""
+    rng = np.random.default_rng(n)
+    A = rng.standard_normal((3, n, n))
+    A = A @ A.transpose(0, 2, 1) + n * np.eye(n)
+    rows, cols = np.tril_indices(n)
+    factor = BatchedCholesky(n, rows, cols).factorize(A[:, rows, cols])
+    b = rng.standard_normal((3, 2, n))
+    x = factor.solve(b)
+    assert not factor.failed.any()
+    assert np.abs(x - np.linalg.solve(A, b.transpose(0, 2, 1)).transpose(0, 2, 1)).max() <= 1e-10 * np.abs(x).max()
+
+
 @pytest.mark.parametrize("dim", [2, 3])
 def test_supernode_runs_give_the_column_by_column_factors(make_mesh, dim):
     """The numeric factorisation applies the updates of a supernode's columns in one pass

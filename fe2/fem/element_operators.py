@@ -142,7 +142,7 @@ class MatrixSlots:
         T = np.empty((k * n + n * n) * P)
         dV_ptr = ffi.NULL if dV is None else double_pointer(ffi, np.ascontiguousarray(dV, dtype=float))
         lib.fe_assemble(cells, nqp, n, k, P, double_pointer(ffi, self.operators.B), double_pointer(ffi, tangent),
-                        ffi.cast("long*", points.ctypes.data), cells * nqp * n * n, dV_ptr,
+                        ffi.cast("int64_t*", points.ctypes.data), cells * nqp * n * n, dV_ptr,
                         int_pointer(ffi, self.slot), double_pointer(ffi, K), double_pointer(ffi, T))
         return K
 
@@ -177,7 +177,7 @@ class Scatter:
         P = values.shape[0]
         values = np.ascontiguousarray(values.reshape(P, -1), dtype=float)
         out = np.empty((P, self.size)) if self.complete else np.zeros((P, self.size))
-        index = [ffi.cast("long*", a.ctypes.data) for a in (self.order, self._bounds, self.slots)]
+        index = [ffi.cast("int64_t*", a.ctypes.data) for a in (self.order, self._bounds, self.slots)]
         lib.scatter_sum(P, values.shape[1], len(self.slots), self.size, double_pointer(ffi, values), *index,
                         double_pointer(ffi, out))
         return out

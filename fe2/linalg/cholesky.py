@@ -130,8 +130,9 @@ class BatchedCholesky:
         linked[:-1] &= tail[1:] == tail[:-1]  # (implied by the supernode; kept as a guard)
         run = np.ones(len(Rk), dtype=np.int32)
         chained = np.ones(len(Rk), dtype=bool)
+        padded = np.r_[linked, np.zeros(longest, dtype=bool)]
         for step in range(longest - 1):  # run[t] = 1 + (t+1 follows) + (t+1, t+2 follow) + ...
-            chained &= np.r_[linked[step:], np.zeros(step, dtype=bool)]
+            chained &= padded[step : step + len(Rk)]
             run += chained
         return run
 

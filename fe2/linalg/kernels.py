@@ -33,7 +33,7 @@ void fe_residual(int P, int R, int cells, int nqp, int n, int k, int N, const do
                  const double* flux, long sP, long sR, long sX, long sI, const double* dV, double scale,
                  double* out);
 void fe_assemble(int cells, int nqp, int n, int k, int P, const double* B, const double* D,
-                 const long* points, long stride, const double* dV, const int* slot, double* K, double* T);
+                 const int64_t* points, long stride, const double* dV, const int* slot, double* K, double* T);
 void fe_sensitivity(int P, int cells, int nqp, int n, int k, int N, const double* B, const int* dofs,
                     const double* dw, const double* tangent, const double* weights, double* avg_stress,
                     double* avg_strain, double* micro, double* scale);
@@ -44,11 +44,15 @@ void qp_averages(int P, long X, int n, const double* stress, const double* strai
                  const double* w, double* avg_stress, double* avg_strain, double* energy, double* scale);
 void qp_terms(int P, long X, int n, int c0, int m, const double* tangent, const double* strain,
               const double* w, double* out);
-void scatter_sum(int P, long S, long groups, long size, const double* values, const long* order,
-                 const long* starts, const long* slots, double* out);
+void scatter_sum(int P, long S, long groups, long size, const double* values, const int64_t* order,
+                 const int64_t* starts, const int64_t* slots, double* out);
 """
 
 _SOURCE = r"""
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
 /* J2 plasticity, radial return (see fe2/materials/j2.py for the equations), one point at a
    time: 3D Mandel (6) internally; the strain, stress and tangent in the components of the
    physics (dim 2: plane strain 11, 22, 12 = Mandel 0, 1, 5; dim 3: all 6). */
@@ -129,8 +133,6 @@ void j2_update(long m, int dim, const double* strain, const double* ep_n, const 
     else j2_body(m, 3, strain, ep_n, p_n, beta_n, lmbda, mu, sigma_y, H, H_kin, stress, tangent, ep, p, beta, ok);
 }
 
-#include <math.h>
-#include <string.h>
 
 /* Elimination tree and pattern of L (column-wise, rows sorted, diagonal first) from the
    strictly upper part of the permuted matrix in CSC (Up, Ui): rows i < j of column j.
@@ -373,7 +375,7 @@ residual_body(int P, int R, int cells, int nqp, int n, int k, int N, const doubl
    T: (k * n + n * n) * P doubles of work space. */
 static inline __attribute__((always_inline)) void
 assemble_body(int cells, int nqp, int n, int k, int P, const double* restrict B,
-              const double* restrict D, const long* restrict points, long stride,
+              const double* restrict D, const int64_t* restrict points, long stride,
               const double* restrict dV, const int* restrict slot, double* restrict K,
               double* restrict T)
 {
@@ -501,7 +503,7 @@ void qp_averages(int P, long X, int n, const double* restrict stress, const doub
 /* out[p, slots[g]] = sum_{q = starts[g]}^{starts[g + 1] - 1} values[p, order[q]] in the order of q
    (values (P, S), out (P, size); slots without a group are left as they are). */
 void scatter_sum(int P, long S, long groups, long size, const double* restrict values,
-                 const long* restrict order, const long* restrict starts, const long* restrict slots,
+                 const int64_t* restrict order, const int64_t* restrict starts, const int64_t* restrict slots,
                  double* restrict out)
 {
     for (int p = 0; p < P; p++) {
@@ -577,7 +579,7 @@ void fe_residual(int P, int R, int cells, int nqp, int n, int k, int N, const do
 }
 
 void fe_assemble(int cells, int nqp, int n, int k, int P, const double* B, const double* D,
-                 const long* points, long stride, const double* dV, const int* slot, double* K, double* T)
+                 const int64_t* points, long stride, const double* dV, const int* slot, double* K, double* T)
 {
 #define CALL(n_, k_, q_) assemble_body(cells, q_, n_, k_, P, B, D, points, stride, dV, slot, K, T)
     FE_DISPATCH(CALL)
