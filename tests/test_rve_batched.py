@@ -194,6 +194,63 @@ def test_batched_cholesky_solves_spd_systems_and_flags_indefinite_ones():
         assert np.abs(scales[k] * A @ x[k].T - b[k].T).max() <= 1e-10 * np.abs(b).max()
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 12])
+def test_batched_cholesky_of_small_dense_matrices(n):
+    """Full patterns (one supernode: every column in a run) down to 1x1, against numpy."""
+    rng = np.random.default_rng(n)
+    A = rng.standard_normal((3, n, n))
+    A = A @ A.transpose(0, 2, 1) + n * np.eye(n)
+    rows, cols = np.tril_indices(n)
+    factor = BatchedCholesky(n, rows, cols).factorize(A[:, rows, cols])
+    b = rng.standard_normal((3, 2, n))
+    x = factor.solve(b)
+    assert not factor.failed.any()
+    assert np.abs(x - np.linalg.solve(A, b.transpose(0, 2, 1)).transpose(0, 2, 1)).max() <= 1e-10 * np.abs(x).max()
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_supernode_runs_give_the_column_by_column_factors(make_mesh, dim):
+    """The numeric factorisation applies the updates of a supernode's columns in one pass
+    (``Rrun``), the forward substitution those of a chain of columns (``blocks``): on a real RVE
+    pattern (runs of several columns occur) the factors and solutions are those of the
+    column-by-column updates bit for bit, and solve the systems."""
+    model = model_for(mesh(make_mesh, dim), "elasticity", ELASTIC)
+    solver = make_rve_solver(model, "periodic")
+    analysis = solver.system.linear
+    assert analysis.Rrun.max() > 2
+    rng = np.random.default_rng(3)
+    base = model.phases[1].tangent(dim)
+    tangent = np.broadcast_to(base, (5, model.num_cells, model.num_qp, *base.shape)).copy()
+    tangent *= 1 + rng.random(tangent.shape[:3])[..., None, None]
+    values = solver.system.assemble_matrix(tangent, dV=solver.dV)
+    blocked = analysis.factorize(values, interleaved=True)
+    runs = analysis.Rrun
+    try:
+        analysis.Rrun = np.ones_like(runs)
+        single = analysis.factorize(values, interleaved=True)
+    finally:
+        analysis.Rrun = runs
+    assert not blocked.failed.any()
+    assert np.array_equal(blocked.Lx, single.Lx)
+    n, perm = analysis.n, analysis.perm
+    column = np.repeat(np.arange(n), np.diff(analysis.Ap))  # the permuted lower triangle, CSC
+    b = rng.standard_normal((5, 2, n))
+    x = blocked.solve(b)
+    blocks = analysis.blocks
+    assert np.diff(blocks).max() > 2
+    try:
+        analysis.blocks = np.arange(n + 1, dtype=np.int32)
+        assert np.array_equal(blocked.solve(b), x)
+    finally:
+        analysis.blocks = blocks
+    for p in range(5):
+        K = np.zeros((n, n))
+        K[analysis.Ai, column] = values[analysis.source, p]
+        K += np.tril(K, -1).T
+        residual = K @ x[p, :, perm] - b[p, :, perm]
+        assert np.abs(residual).max() <= 1e-10 * np.abs(K).max() * np.abs(x[p]).max()
+
+
 @pytest.mark.parametrize("bc", BCS)
 def test_large_factor_path_equals_per_point(make_mesh, bc, monkeypatch):
     """Above the Cholesky limit the batched solver factorises with PETSc LU point by point:

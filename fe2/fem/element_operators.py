@@ -60,16 +60,48 @@ class ElementOperators:
                       int_pointer(ffi, self.cell_dofs), double_pointer(ffi, w), E_ptr, double_pointer(ffi, out))
         return out
 
-    def residual(self, flux: np.ndarray) -> np.ndarray:
-        """R = sum_c B_c^T flux_c assembled: flux (P, num_cells, num_qp, n) -> (P, N)."""
-        ffi, lib = kernels()
+    def residual(self, flux: np.ndarray, *, dV: np.ndarray | None = None) -> np.ndarray:
+        """R = sum_c B_c^T (flux dV)_c assembled: flux (P, num_cells, num_qp, n) -> (P, N);
+        ``dV`` (num_cells, num_qp) quadrature volumes (None: flux is already weighted)."""
         flux = np.ascontiguousarray(flux, dtype=float)
-        P = flux.shape[0]
+        cells, nqp, n, _ = self.shape
+        return self._residual(flux, flux.shape[0], 1, (cells * nqp * n, 0, n, 1), dV, 1.0)[:, 0]
+
+    def tangent_residuals(self, tangent: np.ndarray, dV: np.ndarray, *, scale: float = 1.0) -> np.ndarray:
+        """The residuals of the columns of P tangent fields (P, num_cells, num_qp, n, n):
+        R[p, r] = sum_c B_c^T (scale tangent[p, c, :, :, r] dV_c) -> (P, n, N) (the
+        sensitivity loads, scale -1)."""
+        tangent = np.ascontiguousarray(tangent, dtype=float)
+        cells, nqp, n, _ = self.shape
+        return self._residual(tangent, tangent.shape[0], n, (cells * nqp * n * n, 1, n * n, n), dV, scale)
+
+    def _residual(self, flux, P, R, strides, dV, scale) -> np.ndarray:
+        ffi, lib = kernels()
         cells, nqp, n, k = self.shape
-        R = np.zeros((P, self.num_dofs))
-        lib.fe_residual(P, cells, nqp, n, k, self.num_dofs, double_pointer(ffi, self.B),
-                        int_pointer(ffi, self.cell_dofs), double_pointer(ffi, flux), double_pointer(ffi, R))
-        return R
+        out = np.zeros((P, R, self.num_dofs))
+        dV_ptr = ffi.NULL if dV is None else double_pointer(ffi, np.ascontiguousarray(dV, dtype=float))
+        lib.fe_residual(P, R, cells, nqp, n, k, self.num_dofs, double_pointer(ffi, self.B),
+                        int_pointer(ffi, self.cell_dofs), double_pointer(ffi, flux), *strides, dV_ptr, scale,
+                        double_pointer(ffi, out))
+        return out
+
+    def sensitivity_averages(self, dw: np.ndarray, tangent: np.ndarray, weights: np.ndarray):
+        """Volume averages of the n sensitivity fields of P points: e = e_r + strain(dw[p, r])
+        and s = C e at the quadrature points, with dw (P, n, N), the tangents C (P, num_cells,
+        num_qp, n, n) and the averaging weights dV / V (num_cells, num_qp). Returns
+        <s> (P, n, n) and <e> (P, n, n) (column r: field r), <s.e> (P, n) and <|s||e|> (P, n)."""
+        ffi, lib = kernels()
+        cells, nqp, n, k = self.shape
+        dw = np.ascontiguousarray(dw, dtype=float)
+        tangent = np.ascontiguousarray(tangent, dtype=float)
+        P = len(dw)
+        avg_stress, avg_strain = np.empty((P, n, n)), np.empty((P, n, n))
+        micro, scale = np.empty((P, n)), np.empty((P, n))
+        lib.fe_sensitivity(P, cells, nqp, n, k, self.num_dofs, double_pointer(ffi, self.B),
+                           int_pointer(ffi, self.cell_dofs), double_pointer(ffi, dw), double_pointer(ffi, tangent),
+                           double_pointer(ffi, np.ascontiguousarray(weights, dtype=float)),
+                           *(double_pointer(ffi, a) for a in (avg_stress, avg_strain, micro, scale)))
+        return avg_stress, avg_strain, micro, scale
 
     def element_matrices(self, tangent: np.ndarray) -> np.ndarray:
         """sum_q B^T tangent B per cell: (P, num_cells, num_qp, n, n) -> (P, num_cells, k, k)."""
@@ -92,15 +124,25 @@ class MatrixSlots:
         self.operators, self.size = operators, size
         self.slot = np.ascontiguousarray(slot, dtype=np.int32)
 
-    def __call__(self, tangent: np.ndarray) -> np.ndarray:
-        """tangent (P, num_cells, num_qp, n, n) -> slot values (size, P), the P points innermost."""
+    def __call__(self, tangent: np.ndarray, *, points: np.ndarray | None = None,
+                 dV: np.ndarray | None = None) -> np.ndarray:
+        """Tangents (P_all, num_cells, num_qp, n, n) of the points ``points`` (indices, default
+        all), weighted by the quadrature volumes ``dV`` (num_cells, num_qp; None: weighted
+        already) -> slot values (size, P), the P points innermost. The tangents are read in
+        place (no copy)."""
         ffi, lib = kernels()
-        P = tangent.shape[0]
+        tangent = np.ascontiguousarray(tangent, dtype=float)
+        points = np.arange(len(tangent)) if points is None else np.asarray(points)
+        points = np.ascontiguousarray(points, dtype=np.int64)
+        P = len(points)
+        if P and not (0 <= points.min() and points.max() < len(tangent)):
+            raise IndexError("MatrixSlots: a point index is out of range")
         cells, nqp, n, k = self.operators.shape
-        D = np.ascontiguousarray(np.moveaxis(tangent, 0, -1))
         K = np.zeros((self.size, P))
-        T = np.empty(k * n * P)
-        lib.fe_assemble(cells, nqp, n, k, P, double_pointer(ffi, self.operators.B), double_pointer(ffi, D),
+        T = np.empty((k * n + n * n) * P)
+        dV_ptr = ffi.NULL if dV is None else double_pointer(ffi, np.ascontiguousarray(dV, dtype=float))
+        lib.fe_assemble(cells, nqp, n, k, P, double_pointer(ffi, self.operators.B), double_pointer(ffi, tangent),
+                        ffi.cast("int64_t*", points.ctypes.data), cells * nqp * n * n, dV_ptr,
                         int_pointer(ffi, self.slot), double_pointer(ffi, K), double_pointer(ffi, T))
         return K
 
@@ -108,8 +150,8 @@ class MatrixSlots:
 class Scatter:
     """Sums values given per (source index) into target slots: out[:, t] = sum_{s: target[s]=t} in[:, s].
 
-    Sources with target < 0 are dropped. Precomputed once (sort by target); each call is a
-    gather and one ``np.add.reduceat``.
+    Sources with target < 0 are dropped. Precomputed once (sort by target); each call is one
+    C pass (each slot's sources summed in source order).
 
     Args:
         target: (S,) target slot of every source entry (< 0: dropped).
@@ -121,23 +163,23 @@ class Scatter:
         keep = np.flatnonzero(target >= 0)
         order = keep[np.argsort(target[keep], kind="stable")]
         sorted_target = target[order]
-        self.order = order
-        self.starts = np.flatnonzero(np.r_[True, sorted_target[1:] != sorted_target[:-1]])
-        self.slots = sorted_target[self.starts]
+        self.order = order.astype(np.int64)
+        self.starts = np.flatnonzero(np.r_[True, sorted_target[1:] != sorted_target[:-1]]) if len(order) else \
+            np.zeros(0, dtype=np.int64)
+        self.slots = sorted_target[self.starts].astype(np.int64)
         self.size = size
         self.complete = len(self.slots) == size  # every slot receives a value
+        self._bounds = np.r_[self.starts, len(order)].astype(np.int64)
 
     def __call__(self, values: np.ndarray) -> np.ndarray:
         """values (P, S) (or (P, ...) with S entries after the first axis) -> (P, size)."""
+        ffi, lib = kernels()
         P = values.shape[0]
-        values = values.reshape(P, -1)
-        if len(self.order) == 0:
-            return np.zeros((P, self.size))
-        summed = np.add.reduceat(values[:, self.order], self.starts, axis=1)
-        if self.complete:
-            return summed
-        out = np.zeros((P, self.size))
-        out[:, self.slots] = summed
+        values = np.ascontiguousarray(values.reshape(P, -1), dtype=float)
+        out = np.empty((P, self.size)) if self.complete else np.zeros((P, self.size))
+        index = [ffi.cast("int64_t*", a.ctypes.data) for a in (self.order, self._bounds, self.slots)]
+        lib.scatter_sum(P, values.shape[1], len(self.slots), self.size, double_pointer(ffi, values), *index,
+                        double_pointer(ffi, out))
         return out
 
 

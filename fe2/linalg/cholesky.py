@@ -111,6 +111,43 @@ class BatchedCholesky:
         self.Rp = np.searchsorted(self.Li[off][order], np.arange(n + 1)).astype(np.int32)
         self.Rk = col_of[off][order].astype(np.int32)
         self.Rpos = off[order].astype(np.int32)
+        self.Rrun = self._runs(count)
+        self.blocks = self._blocks(count)
+
+    def _runs(self, count: np.ndarray, longest: int = 8) -> np.ndarray:
+        """For every entry t of the row structure, how many columns Rk[t], Rk[t] + 1, ... (at
+        most ``longest``) of entries t, t + 1, ... of the same row have the same rows below it:
+        column k + 1 is the parent of k and has one entry less (a supernode: the rows of k are
+        k and those of k + 1), so from any row j > k + 1 on their rows are the same."""
+        n, Rp, Rk = self.n, self.Rp, self.Rk
+        chain = np.zeros(n + 1, dtype=bool)  # column k and k + 1 share their rows below k + 1
+        chain[:-2] = (self.parent[:-1] == np.arange(1, n)) & (count[1:] == count[:-1] - 1)
+        row = np.repeat(np.arange(n), np.diff(Rp))
+        follows = np.zeros(len(Rk) + 1, dtype=bool)  # entry t + 1 is column Rk[t] + 1 of the same row
+        follows[:-2] = (row[1:] == row[:-1]) & (Rk[1:] == Rk[:-1] + 1) & chain[Rk[:-1]]
+        tail = self.Lp[Rk + 1] - self.Rpos  # entries of column Rk[t] from row j on
+        linked = follows[:-1].copy()
+        linked[:-1] &= tail[1:] == tail[:-1]  # (implied by the supernode; kept as a guard)
+        run = np.ones(len(Rk), dtype=np.int32)
+        chained = np.ones(len(Rk), dtype=bool)
+        padded = np.r_[linked, np.zeros(longest, dtype=bool)]
+        for step in range(longest - 1):  # run[t] = 1 + (t+1 follows) + (t+1, t+2 follow) + ...
+            chained &= padded[step : step + len(Rk)]
+            run += chained
+        return run
+
+    def _blocks(self, count: np.ndarray, longest: int = 8) -> np.ndarray:
+        """The columns cut into blocks of at most ``longest`` that share their rows below the
+        block (chains: column k + 1 the parent of k with one entry less): the first column of
+        every block, then n (int32)."""
+        n = self.n
+        chain = (self.parent[:-1] == np.arange(1, n)) & (count[1:] == count[:-1] - 1)
+        starts, j = [], 0
+        breaks = np.flatnonzero(~chain) + 1  # a new block must start at these columns
+        for stop in np.r_[breaks, n]:
+            starts.extend(range(j, stop, longest))  # the chain j .. stop - 1, cut every `longest`
+            j = stop
+        return np.array([*starts, n], dtype=np.int32)
 
     def destroy(self) -> None:
         """Nothing to free (numpy arrays only)."""
@@ -143,6 +180,7 @@ class BatchedCholesky:
         lib.chol_numeric(self.n, P, int_pointer(ffi, self.Ap), int_pointer(ffi, self.Ai),
                          double_pointer(ffi, Ax), int_pointer(ffi, self.Lp), int_pointer(ffi, self.Li),
                          int_pointer(ffi, self.Rp), int_pointer(ffi, self.Rk), int_pointer(ffi, self.Rpos),
+                         int_pointer(ffi, self.Rrun),
                          double_pointer(ffi, Lx), double_pointer(ffi, x), int_pointer(ffi, failed))
         return Factor(self, Lx, failed.astype(bool))
 
@@ -169,8 +207,8 @@ class Factor:
         b = rhs[:, None, :] if single else rhs
         P, R, n = b.shape
         y = np.ascontiguousarray(b[:, :, a.perm].transpose(2, 1, 0))
-        lib.chol_solve(n, P, R, int_pointer(ffi, a.Lp), int_pointer(ffi, a.Li),
-                       double_pointer(ffi, self.Lx), double_pointer(ffi, y))
+        lib.chol_solve(n, P, R, int_pointer(ffi, a.Lp), int_pointer(ffi, a.Li), double_pointer(ffi, self.Lx),
+                       int_pointer(ffi, a.blocks), len(a.blocks) - 1, double_pointer(ffi, y))
         x = np.empty_like(b)
         x[:, :, a.perm] = y.transpose(2, 1, 0)
         return x[:, 0, :] if single else x

@@ -6,14 +6,17 @@ backtracking line search, the consistent tangent by n sensitivity solves, the Hi
 <eps> = E checks. What changes is how: for the b active points of a batch
 
 * the micro strains E + strain(w) come from shared element strain operators in one array
-  operation, the constitutive update of each phase is one vectorised call over all points;
+  operation, the constitutive update of each phase is one vectorised call over all points
+  (the quadrature arrays hold the cells ordered by phase, :mod:`fe2.rve.phase_order`, so a
+  phase is one slice of them);
 * residuals and element matrices are array operations, summed into the constrained systems
   of all points at once (:mod:`fe2.rve.constrained_systems`);
 * one batched sparse Cholesky factorises the systems of up to :data:`FACTOR_GROUP` points
   together (shared symbolic analysis; the group size at which it runs fastest); the
   sensitivity right-hand sides are solved together;
-* each point converges on its own: a converged point leaves the active set, a failed point
-  is reported by its index; the line search runs per point.
+* each point converges on its own: a converged point leaves the active set (the states of a
+  batch: :mod:`fe2.rve.batch_states`), a failed point is reported by its index; the line
+  search runs per point.
 
 A point whose system is not positive definite (the Cholesky breaks down) is solved again by
 the per-point reference solver (PETSc LU). Batches are capped in size so that memory stays
@@ -36,14 +39,15 @@ from typing import Any
 
 import numpy as np
 
-from fe2.convergence import residual_terms
 from fe2.rve.boundary_conditions import make_boundary_condition
 from fe2.rve.constrained_systems import SystemFactor, make_constrained_system
 from fe2.rve.micro_solver import (
-    BatchResult, MicroSolver, NewtonOptions, PointState, RveFailure, RveResponse,
+    CONSISTENCY_TOL, BatchResult, MicroSolver, NewtonOptions, PointState, RveFailure, RveResponse,
     consistency_error, hill_mandel,
 )
-from fe2.rve.model import History, MicroUpdate, RveModel
+from fe2.rve.batch_states import ActiveStates, FinalStates, split_points, take_points
+from fe2.rve.model import History, RveModel
+from fe2.rve.phase_order import PhaseOrder
 
 log = logging.getLogger(__name__)
 
@@ -53,16 +57,6 @@ DEFAULT_BATCH_MEMORY = 512 * 2**20
 MAX_BATCH = 1024
 #: Most points factorised together (the batched Cholesky is fastest around this size).
 FACTOR_GROUP = 32
-
-
-def _split(history: History, P: int) -> dict[int, dict[str, np.ndarray]]:
-    """Stacked history (P * npq, ...) -> point-major views (P, npq, ...)."""
-    return {t: {k: v.reshape(P, -1 if P else 0, *v.shape[1:]) for k, v in h.items()} for t, h in history.items()}
-
-
-def _take(history: dict, points) -> History:
-    """Point-major history, points selected -> stacked (len * npq, ...) arrays."""
-    return {t: {k: v[points].reshape(-1, *v.shape[2:]) for k, v in h.items()} for t, h in history.items()}
 
 
 class BatchedRveSolver(MicroSolver):
@@ -95,10 +89,12 @@ class BatchedRveSolver(MicroSolver):
         super().__init__(model, bc, newton)
         if model.distributed:
             raise ValueError("the batched RVE solver needs an RVE on one process")
-        self.ops = model.operators
+        self.cells = PhaseOrder(model)  # quadrature arrays: cells by phase
+        self.ops, self.dV = self.cells.operators, self.cells.dV
         self.bc = make_boundary_condition(bc, model)
         self.linear_solver = linear_solver
-        self.system = make_constrained_system(model, self.bc, petsc_options, linear_solver=linear_solver)
+        self.system = make_constrained_system(model, self.bc, petsc_options, linear_solver=linear_solver,
+                                              operators=self.ops)
         self.elastic_shortcut = elastic_shortcut and model.physics.elastic_shortcut
         self.petsc_options = petsc_options
         self.batch_size = self._batch_size(batch)
@@ -135,36 +131,38 @@ class BatchedRveSolver(MicroSolver):
     def _evaluate(self, E: np.ndarray, w: np.ndarray, history: History):
         """Constitutive update and residuals of P states: (update, strain, R (P, N), |R|_adm,
         the residual norm to reach (P,))."""
-        model = self.model
         with self._timed("constitutive"):
             strain = self.ops.strain(w, E)
-            update = model.constitutive_update(strain, history)
+            update = self.cells.constitutive_update(strain, history)
         with self._timed("residual"):
-            R = self.ops.residual(update.stress * model.dV[None, :, :, None])
+            R = self.ops.residual(update.stress, dV=self.dV)
             adm, full = self.system.residual_norms(R)
-            s = model.physics.fluctuation_components
-            terms = residual_terms(update.tangent[..., s, s], strain[..., s], model.dV, dim=model.physics.dim)
+            terms = self.cells.residual_terms(update.tangent, strain)
         return update, strain, R, adm, self.newton.target(full, terms)
 
-    def _factorize(self, tangent: np.ndarray) -> SystemFactor:
-        """The factorised systems of P tangents (P, num_cells, num_qp, n, n)."""
+    def _factorize(self, tangent: np.ndarray, points: np.ndarray) -> SystemFactor:
+        """The factorised systems of the tangents (P_all, num_cells, num_qp, n, n) of the
+        points ``points`` (indices)."""
         if self.model.is_linear:  # the constant tangent: the virgin factorisation
-            return _Repeated(self._virgin_state()["factor"], len(tangent))
+            return _Repeated(self._virgin_state()["factor"], len(points))
         with self._timed("factorize"):
-            return self.system.factorize(tangent * self.model.dV[None, :, :, None, None])
+            return self.system.factorize(tangent, self.dV, points)
 
     def _solve(self, factor: SystemFactor, rhs: np.ndarray) -> np.ndarray:
         with self._timed("solve"):
             return factor.solve(rhs)
 
-    def _grouped(self, tangent: np.ndarray, rhs_of, work: np.ndarray, points: np.ndarray):
-        """Factorise the systems of P tangents in groups of at most ``factor_group`` and solve
+    def _grouped(self, tangent: np.ndarray, rhs_of, work: np.ndarray, points: np.ndarray, rows=None):
+        """Factorise the systems of P points in groups of at most ``factor_group`` and solve
         each group's right-hand sides ``rhs_of(group indices)`` (len, R, N) at once: the
-        solutions (P, R, N) and the points whose factorisation broke down (P,) bool."""
+        solutions (P, R, N) and the points whose factorisation broke down (P,) bool. The
+        tangents of the points are ``tangent[rows]`` (rows None: all of ``tangent``)."""
         solutions, failed = [], []
-        count = -(-len(tangent) // self.factor_group)  # groups of equal size: no small tail
-        for group in np.array_split(np.arange(len(tangent)), count):
-            factor = self._factorize(tangent[group])
+        P = len(points)
+        rows = np.arange(P) if rows is None else rows
+        count = -(-P // self.factor_group)  # groups of equal size: no small tail
+        for group in np.array_split(np.arange(P), count):
+            factor = self._factorize(tangent, rows[group])
             if not self.model.is_linear:
                 work[points[group]] += 2
             solutions.append(self._solve(factor, rhs_of(group)))
@@ -178,22 +176,12 @@ class BatchedRveSolver(MicroSolver):
         model, n = self.model, self.n_comp
         P = len(tangent)
         with self._timed("sensitivity"):
-            flux = -np.moveaxis(tangent, -1, 1) * model.dV[None, None, :, :, None]  # (P, n, c, q, n)
-            rhs = self.ops.residual(flux.reshape(P * n, *flux.shape[2:])).reshape(P, n, -1)
+            rhs = self.ops.tangent_residuals(tangent, self.dV, scale=-1.0)  # (P, n, N): -(C e_k, strain(v))
         dw, failed = self._grouped(tangent, lambda group: rhs[group], work, points)
         with self._timed("sensitivity"):
-            d_strain = np.eye(n)[None, :, None, None, :] + self.ops.strain(dw.reshape(P * n, -1)).reshape(
-                P, n, model.num_cells, model.num_qp, n)
-            d_stress = np.matmul(tangent[:, None], d_strain[..., None])[..., 0]  # C d_strain
-            # Column k of the tangent is <d_stress> of sensitivity k: [p, i, k].
-            weights = (model.dV / model.volume).reshape(-1)
-            flat = (P, n, weights.size, n)
-            avg_stress = np.matmul(weights, d_stress.reshape(flat)).transpose(0, 2, 1)
-            avg_strain = np.matmul(weights, d_strain.reshape(flat)).transpose(0, 2, 1)
-            micro = np.einsum("pkxi,pkxi->pkx", d_stress.reshape(flat), d_strain.reshape(flat)) @ weights
-            diagonal = np.einsum("pkk->pk", avg_stress)
-            scale = (np.linalg.norm(d_stress, axis=-1) * np.linalg.norm(d_strain, axis=-1)).reshape(P, n, -1) @ weights
-            hm = hill_mandel(micro, diagonal, scale)
+            # Column k of the tangent is <C (e_k + strain(dw_k))>: [p, i, k].
+            avg_stress, avg_strain, micro, scale = self.ops.sensitivity_averages(dw, tangent, self.dV / model.volume)
+            hm = hill_mandel(micro, np.einsum("pkk->pk", avg_stress), scale)
             strain_error = np.linalg.norm(avg_strain - np.eye(n), axis=1).max(axis=1)
         return avg_stress, hm, strain_error, dw, failed
 
@@ -204,7 +192,7 @@ class BatchedRveSolver(MicroSolver):
             E = model.physics.reference_strain[None]
             update, *_ = self._evaluate(E, np.zeros((1, self.ops.num_dofs)), model.initial_history())
             with self._timed("factorize"):
-                factor = self.system.factorize(update.tangent * model.dV[None, :, :, None, None])
+                factor = self.system.factorize(update.tangent, self.dV)
             if factor.failed[0]:
                 raise RveFailure("the virgin RVE system is not positive definite")
             self._virgin = {"factor": factor, "tangent_qp": update.tangent[0]}
@@ -249,10 +237,10 @@ class BatchedRveSolver(MicroSolver):
                                                 linear_solver=self.linear_solver)
         return self._fallback
 
-    def _state(self, points: np.ndarray, E: np.ndarray, w: np.ndarray, committed: dict) -> _Active:
+    def _state(self, points: np.ndarray, E: np.ndarray, w: np.ndarray, committed: dict) -> ActiveStates:
         """Evaluate the points (indices of the chunk) at fluctuations w (len, N)."""
-        update, strain, R, adm, target = self._evaluate(E[points], w, _take(committed, points))
-        return _Active(points, update, strain, R, adm, target)
+        update, strain, R, adm, target = self._evaluate(E[points], w, take_points(committed, points))
+        return ActiveStates(points, update, strain, R, adm, target)
 
     def _solve_chunk(self, E, states, warm, fields, result: BatchResult, index: np.ndarray) -> np.ndarray:
         """Solve one batch; writes responses, trials and failures at ``index``; returns the
@@ -260,18 +248,18 @@ class BatchedRveSolver(MicroSolver):
         model, newton = self.model, self.newton
         P, n = len(E), self.n_comp
         ref = model.physics.reference_strain
-        committed = _split(model.stack([s.history for s in states]), P)
+        committed = split_points(model.stack([s.history for s in states]), P)
         w = np.array(warm, dtype=float).reshape(P, -1)
         work = np.zeros(P)
         virgin = np.array([s.virgin for s in states])
         shortcut = np.zeros(P, dtype=bool)
-        final = _Final(P, model, n, committed)  # converged states
+        final = FinalStates(P, model, n, committed)  # converged states
         norms: list[list[float]] = [[] for _ in range(P)]
         iterations = np.zeros(P, dtype=int)
         failed: dict[int, RveFailure] = {}
 
-        def drop_inadmissible(state: _Active) -> _Active:
-            bad = ~state.update.ok | ~np.isfinite(state.adm)
+        def drop_inadmissible(state: ActiveStates) -> ActiveStates:
+            bad = ~state.ok | ~np.isfinite(state.adm)
             for i in state.points[bad]:
                 failed[i] = RveFailure(f"inadmissible micro state at Newton iteration {iterations[i]} "
                                        "(NaN stress or det F <= 0)")
@@ -287,7 +275,7 @@ class BatchedRveSolver(MicroSolver):
             state = self._state(points, E, w[points], committed)
             work[points] += 1
             with self._timed("shortcut"):
-                same = state.update.ok & state.unchanged(virgin_data["tangent_qp"], committed)
+                same = state.ok & state.unchanged(virgin_data["tangent_qp"], committed)
                 same &= state.adm <= state.target
             accepted = state.where(same)
             shortcut[accepted.points] = True
@@ -311,8 +299,9 @@ class BatchedRveSolver(MicroSolver):
             if not len(state.points):
                 break
             iterations[state.points] += 1
-            step, broke = self._grouped(state.update.tangent, lambda group: -state.R[group, None, :],
-                                        work, state.points)
+            tangent, rows = state.tangent_rows()
+            step, broke = self._grouped(tangent, lambda group: -state.residuals(group)[:, None, :],
+                                        work, state.points, rows)
             for i in state.points[broke]:
                 failed[i] = _Breakdown("the RVE tangent system is not positive definite")
             step = step[:, 0, :]
@@ -334,7 +323,7 @@ class BatchedRveSolver(MicroSolver):
                 trial = self._state(points, E, w[points], committed)
                 work[points] += 1
                 accept = (trial.adm < (1.0 - 1e-4 * alpha[pending]) * state.adm[pending]) \
-                    | (trial.adm <= trial.target) | ~trial.update.ok | ~np.isfinite(trial.adm)
+                    | (trial.adm <= trial.target) | ~trial.ok | ~np.isfinite(trial.adm)
                 if halving == newton.line_search_steps:
                     accept[:] = True
                 parts.append(trial.where(accept))
@@ -342,7 +331,7 @@ class BatchedRveSolver(MicroSolver):
                 if not len(pending):
                     break
                 alpha[pending] *= 0.5
-            state = drop_inadmissible(_Active.concatenate(parts))
+            state = drop_inadmissible(ActiveStates.concatenate(parts))
 
         newton_points = np.array([i for i in range(P) if not shortcut[i] and i not in failed], dtype=int)
         tangents = np.zeros((P, n, n))
@@ -358,41 +347,43 @@ class BatchedRveSolver(MicroSolver):
             unsolved = ~broke & ~np.isfinite(dw).reshape(len(newton_points), -1).all(axis=1)
             for i in newton_points[unsolved]:
                 failed[i] = RveFailure("the linear solve of the sensitivity did not converge")
-        averages = model.averages(final.stress, final.strain)
-        averaged_tangents = model.point_averages(final.tangent)
+        averages = self.cells.averages(final.stress, final.strain)
+        averaged_tangents = self.cells.point_averages(final.tangent)
+        E_norm = np.linalg.norm(E, axis=1)
+        work_macro = np.einsum("pi,pi->p", averages.stress, E - ref)
+        hm_macro = hill_mandel(averages.energy, work_macro, averages.scale)
+        errors = np.linalg.norm(averages.strain - E, axis=1) / np.where(E_norm > 0, E_norm, 1.0)
+        errors = np.where(shortcut | ~(strain_errors > errors), errors, strain_errors)  # max(error, e)
+        suspect = ~shortcut & ~(np.maximum(hms.max(axis=1), errors) <= CONSISTENCY_TOL)
+        still_virgin = virgin.copy()
+        for t, h in final.history.items():  # a point stays virgin if its history did not change
+            for k, v in h.items():
+                still_virgin &= shortcut | (v == committed[t][k]).reshape(P, -1).all(axis=1)
         for i in range(P):
             if i in failed:
                 continue
-            E_norm = np.linalg.norm(E[i])
-            work_macro = float(averages.stress[i] @ (E[i] - ref))
-            error = float(np.linalg.norm(averages.strain[i] - E[i]) / (E_norm if E_norm > 0 else 1.0))
             response = RveResponse(
                 stress=averages.stress[i],
-                tangent=tangents[i].copy(),
+                tangent=tangents[i],
                 iterations=int(iterations[i]),
-                hill_mandel_residual=float(hill_mandel(averages.energy[i], work_macro, averages.scale[i])),
-                tangent_hill_mandel_residual=hms[i].copy(),
-                strain_average_error=error if shortcut[i] else max(error, float(strain_errors[i])),
+                hill_mandel_residual=float(hm_macro[i]),
+                tangent_hill_mandel_residual=hms[i],
+                strain_average_error=float(errors[i]),
                 residual_norms=norms[i],
                 elastic_shortcut=bool(shortcut[i]),
                 averaged_tangent=averaged_tangents[i],
             )
-            if not shortcut[i]:
+            if suspect[i]:
                 failure = consistency_error(self.kind, response.tangent_hill_mandel_residual,
                                             response.strain_average_error)
                 if failure is not None:
                     failed[i] = failure
                     continue
-            if shortcut[i]:
-                history, still_virgin = states[i].history, True
-            else:
-                history = final.history_of(i)
-                still_virgin = bool(virgin[i]) and all(
-                    np.array_equal(history[t][k], committed[t][k][i]) for t in history for k in history[t])
+            history = states[i].history if shortcut[i] else final.history_of(i)
             if fields[i]:
-                response.fields = self._snapshot(E[i], w[i], final.stress[i], history)
+                response.fields = self._snapshot(E[i], w[i], self.cells.to_mesh(final.stress[i]), history)
             result.responses[index[i]] = response
-            result.trials[index[i]] = PointState(w=w[i].copy(), history=history, virgin=still_virgin)
+            result.trials[index[i]] = PointState(w=w[i].copy(), history=history, virgin=bool(still_virgin[i]))
         for i, failure in failed.items():
             result.failures[int(index[i])] = failure
         return np.maximum(work, 1)
@@ -424,68 +415,3 @@ class _Repeated:
     def solve(self, rhs):
         P, R, N = rhs.shape
         return self.factor.solve(rhs.reshape(1, P * R, N)).reshape(P, R, N)
-
-
-class _Active:
-    """Evaluated states of some points of a batch (indices ``points`` into the batch)."""
-
-    def __init__(self, points, update: MicroUpdate, strain, R, adm, target):
-        self.points, self.update, self.strain, self.R, self.adm, self.target = points, update, strain, R, adm, target
-
-    def where(self, mask: np.ndarray) -> _Active:
-        """The states of the points selected by a boolean mask."""
-        if mask.all():
-            return self
-        count = len(self.points)
-        u = self.update
-        history = {t: {k: v[mask].reshape(-1, *v.shape[2:]) for k, v in h.items()}
-                   for t, h in _split(u.history, count).items()}
-        update = MicroUpdate(stress=u.stress[mask], tangent=u.tangent[mask], history=history, ok=u.ok[mask])
-        return _Active(self.points[mask], update, self.strain[mask], self.R[mask], self.adm[mask], self.target[mask])
-
-    @staticmethod
-    def concatenate(parts: list[_Active]) -> _Active:
-        first = parts[0].update
-        update = MicroUpdate(
-            stress=np.concatenate([p.update.stress for p in parts]),
-            tangent=np.concatenate([p.update.tangent for p in parts]),
-            history={t: {k: np.concatenate([p.update.history[t][k] for p in parts]) for k in h}
-                     for t, h in first.history.items()},
-            ok=np.concatenate([p.update.ok for p in parts]),
-        )
-        def join(name):
-            return np.concatenate([getattr(p, name) for p in parts])
-
-        return _Active(join("points"), update, join("strain"), join("R"), join("adm"), join("target"))
-
-    def unchanged(self, tangent: np.ndarray, committed: dict) -> np.ndarray:
-        """(count,) True where the tangent equals ``tangent`` and the history the committed one."""
-        count = len(self.points)
-        same = (self.update.tangent == tangent).reshape(count, -1).all(axis=1)
-        for t, h in _split(self.update.history, count).items():
-            for k, v in h.items():
-                same &= (v == committed[t][k][self.points]).reshape(count, -1).all(axis=1)
-        return same
-
-
-class _Final:
-    """The converged states of a batch's points, filled as points converge."""
-
-    def __init__(self, P: int, model: RveModel, n: int, committed: dict):
-        self.stress = np.zeros((P, model.num_cells, model.num_qp, n))
-        self.strain = np.zeros_like(self.stress)
-        self.tangent = np.zeros((*self.stress.shape, n))
-        self.history = {t: {k: np.empty_like(v) for k, v in h.items()} for t, h in committed.items()}
-
-    def keep(self, state: _Active) -> None:
-        points = state.points
-        if not len(points):
-            return
-        self.stress[points], self.strain[points], self.tangent[points] = \
-            state.update.stress, state.strain, state.update.tangent
-        for t, h in _split(state.update.history, len(points)).items():
-            for k, v in h.items():
-                self.history[t][k][points] = v
-
-    def history_of(self, i: int) -> History:
-        return {t: {k: v[i].copy() for k, v in h.items()} for t, h in self.history.items()}

@@ -27,7 +27,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from fe2.fem.element_operators import MatrixSlots, Scatter
+from fe2.fem.element_operators import ElementOperators, MatrixSlots, Scatter
 from fe2.linalg.cholesky import BatchedCholesky, unique_keys
 from fe2.linalg.petsc_lu import PetscKrylov, PetscLU
 from fe2.rve.boundary_conditions import RveBoundaryCondition, rigid_mode_dofs
@@ -71,9 +71,11 @@ class SystemFactor(ABC):
 class ConstrainedSystem(ABC):
     """Restriction, residual norms and factorisation of the constrained system of P points."""
 
-    def __init__(self, model: RveModel, bc: RveBoundaryCondition, options=None, *, linear_solver: str = "direct"):
+    def __init__(self, model: RveModel, bc: RveBoundaryCondition, options=None, *, linear_solver: str = "direct",
+                 operators: ElementOperators | None = None):
         self.model, self.bc, self.options, self.kind = model, bc, options, linear_solver
-        self.N = model.operators.num_dofs
+        self.operators = model.operators if operators is None else operators
+        self.N = self.operators.num_dofs
 
     @abstractmethod
     def residual_norms(self, R: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -81,9 +83,10 @@ class ConstrainedSystem(ABC):
         absorb, and the whole (boundary reactions included), (P,) each."""
 
     @abstractmethod
-    def factorize(self, tangent: np.ndarray) -> SystemFactor:
-        """Factorise the systems of P tangents (P, num_cells, num_qp, n, n), each multiplied
-        by the quadrature volumes."""
+    def factorize(self, tangent: np.ndarray, dV: np.ndarray, points: np.ndarray | None = None) -> SystemFactor:
+        """Factorise the systems of the tangents (P_all, num_cells, num_qp, n, n) of the points
+        ``points`` (indices, default all; P of them), with the quadrature volumes dV
+        (num_cells, num_qp), cells in the order of :attr:`operators`."""
 
     @property
     @abstractmethod
@@ -132,15 +135,16 @@ class _ProlongationFactor(SystemFactor):
 class ProlongationSystem(ConstrainedSystem):
     """K = P^T A P for w = P x (periodic or affine BC)."""
 
-    def __init__(self, model: RveModel, bc: RveBoundaryCondition, options=None, *, linear_solver: str = "direct"):
-        super().__init__(model, bc, options, linear_solver=linear_solver)
+    def __init__(self, model: RveModel, bc: RveBoundaryCondition, options=None, *, linear_solver: str = "direct",
+                 operators: ElementOperators | None = None):
+        super().__init__(model, bc, options, linear_solver=linear_solver, operators=operators)
         self.columns = bc.columns
         self.free = np.flatnonzero(self.columns >= 0)
         M = bc.size
         self.restrict = Scatter(self.columns, M)  # R (P, N) -> P^T R (P, M)
-        I, J = _element_pairs(model.operators.cell_dofs, self.columns)
+        I, J = _element_pairs(self.operators.cell_dofs, self.columns)
         slot, rows, cols = _lower_slots(I, J, M)  # K is symmetric: its lower triangle
-        self.assemble_matrix = MatrixSlots(model.operators, slot, len(rows))
+        self.assemble_matrix = MatrixSlots(self.operators, slot, len(rows))
         self.linear, self._factor_bytes = matrix_solver(
             M, rows, cols, options, kind=self.kind, block_size=bc.nodes.bs,
             near_null=bc.near_null_space() if self.kind == "iterative" else None)
@@ -152,8 +156,8 @@ class ProlongationSystem(ConstrainedSystem):
     def residual_norms(self, R):
         return np.linalg.norm(self.restrict(R), axis=1), np.linalg.norm(R, axis=1)
 
-    def factorize(self, tangent):
-        values = self.assemble_matrix(tangent)
+    def factorize(self, tangent, dV, points=None):
+        values = self.assemble_matrix(tangent, points=points, dV=dV)
         return _ProlongationFactor(self, self.linear.factorize(values, interleaved=True))
 
 
@@ -187,7 +191,7 @@ class _TractionFactor(SystemFactor):
         # solving with its projection keeps the error relative to what moves w.
         f = s.project(rhs)
         w = self._eliminate(f, np.zeros((P, R, len(s.B))))
-        ops = s.model.operators
+        ops = s.operators
         strain = ops.strain(w.reshape(P * R, N)).reshape(P, R, *self.tangent.shape[1:-1])
         flux = np.einsum("pcqij,pRcqj->pRcqi", self.tangent, strain, optimize=True)
         Aw = ops.residual(flux.reshape(P * R, *flux.shape[2:])).reshape(P, R, N)
@@ -197,8 +201,9 @@ class _TractionFactor(SystemFactor):
 class TractionSystem(ConstrainedSystem):
     """[[A, B^T], [B, 0]] by block elimination around the rigid-mode dofs (see module doc)."""
 
-    def __init__(self, model: RveModel, bc: TractionBC, options=None, *, linear_solver: str = "direct"):
-        super().__init__(model, bc, options, linear_solver=linear_solver)
+    def __init__(self, model: RveModel, bc: TractionBC, options=None, *, linear_solver: str = "direct",
+                 operators: ElementOperators | None = None):
+        super().__init__(model, bc, options, linear_solver=linear_solver, operators=operators)
         N = self.N
         self.B = bc.B  # (m, N) constraint rows
         self._BBt_inv = np.linalg.inv(self.B @ self.B.T)
@@ -210,7 +215,7 @@ class TractionSystem(ConstrainedSystem):
         q_index[self.q] = np.arange(Nq)
         p_index = np.full(N, -1)
         p_index[self.p] = np.arange(r)
-        cell_dofs = model.operators.cell_dofs
+        cell_dofs = self.operators.cell_dofs
         Iq, Jq = _element_pairs(cell_dofs, q_index)
         Ip, Jp = _element_pairs(cell_dofs, p_index)
         # One slot array: the lower triangle of A_qq, then A_qp (Nq x r) and A_pp (r x r), dense.
@@ -219,7 +224,7 @@ class TractionSystem(ConstrainedSystem):
         self.qq_diagonal = np.flatnonzero(rows == cols)
         slot = np.where((Iq >= 0) & (Jp >= 0), self.num_qq + Iq * r + Jp, slot)
         slot = np.where((Ip >= 0) & (Jp >= 0), self.num_qq + Nq * r + Ip * r + Jp, slot)
-        self.assemble_matrix = MatrixSlots(model.operators, slot, self.num_qq + Nq * r + r * r)
+        self.assemble_matrix = MatrixSlots(self.operators, slot, self.num_qq + Nq * r + r * r)
         # Iterative: A_qq solved inside the full space (the p rows held), whose node blocks
         # and rigid modes GAMG needs.
         self.linear, self._factor_bytes = matrix_solver(
@@ -238,7 +243,10 @@ class TractionSystem(ConstrainedSystem):
     def residual_norms(self, R):
         return np.linalg.norm(self.project(R), axis=1), np.linalg.norm(R, axis=1)
 
-    def factorize(self, tangent):
+    def factorize(self, tangent, dV, points=None):
+        if points is not None:
+            tangent = tangent[points]
+        tangent = tangent * dV[None, :, :, None, None]
         P = len(tangent)
         values = self.assemble_matrix(tangent)  # (slots, P)
         factor = self.linear.factorize(values[: self.num_qq], interleaved=True)
@@ -270,8 +278,10 @@ class TractionSystem(ConstrainedSystem):
 
 
 def make_constrained_system(model: RveModel, bc: RveBoundaryCondition, options=None, *,
-                            linear_solver: str = "direct") -> ConstrainedSystem:
+                            linear_solver: str = "direct",
+                            operators: ElementOperators | None = None) -> ConstrainedSystem:
     """The array form of a boundary condition object (``options``: PETSc options of the LU
-    used for large factors, or of the iterative solver)."""
+    used for large factors, or of the iterative solver; ``operators``: the element strain
+    operators whose cell order the tangents follow, default the model's)."""
     cls = TractionSystem if isinstance(bc, TractionBC) else ProlongationSystem
-    return cls(model, bc, options, linear_solver=linear_solver)
+    return cls(model, bc, options, linear_solver=linear_solver, operators=operators)

@@ -239,17 +239,20 @@ class RveModel:
 
     # ------------------------------------------------------------------ constitutive law
 
-    def constitutive_update(self, strain: np.ndarray, history: History) -> MicroUpdate:
+    def constitutive_update(self, strain: np.ndarray, history: History, *,
+                            phase_cells: Mapping[int, np.ndarray | slice] | None = None) -> MicroUpdate:
         """Stress and tangent at the micro strains ``strain`` (P, num_cells, num_qp, n)
-        from the committed ``history`` (stacked over the P points); pure."""
+        from the committed ``history`` (stacked over the P points); pure. ``phase_cells``: the
+        positions of each phase's cells in the arrays (default :attr:`phase_cells`; a slice
+        where the cells are ordered by phase, :mod:`fe2.rve.phase_order`)."""
         P, n = strain.shape[0], self.physics.n_comp
         stress = np.empty(strain.shape)
         tangent = np.empty((*strain.shape, n))
         trial: History = {}
         ok = np.ones(P, dtype=bool)
         for tag, material in self.phases.items():
-            cells = self.phase_cells[tag]
-            shape = (P, len(cells), self.num_qp)
+            cells = (self.phase_cells if phase_cells is None else phase_cells)[tag]
+            shape = (P, len(self.phase_cells[tag]), self.num_qp)
             result = material.update(strain[:, cells].reshape(-1, n), history[tag], self.physics.tensor_dim)
             stress[:, cells] = result.stress.reshape(*shape, n)
             tangent[:, cells] = result.tangent.reshape(*shape, n, n)
