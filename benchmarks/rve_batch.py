@@ -17,6 +17,12 @@ Times are CPU seconds of the process (``time.process_time``): on a shared machin
 far less on the neighbours than wall time.
 
     python benchmarks/rve_batch.py [--quick] [--sizes 2d-500 2d-2k ...]
+    python benchmarks/rve_batch.py --crossover [--sizes 2d-10k 3d-5k ...]
+
+``--crossover``: per size, one factorisation + n solves per matrix of a stack of virgin
+tangent systems, by the batched Cholesky and by PETSc LU point by point (both forced), with
+the factorisation's multiply-adds: where ``CHOLESKY_LIMIT`` of
+:mod:`fe2.rve.constrained_systems` belongs.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from pathlib import Path
 import tempfile
 
 import fe2  # noqa: F401
+import fe2.rve.constrained_systems as systems
 import numpy as np
 from mpi4py import MPI
 
@@ -116,15 +123,68 @@ def floors(model, pool: RvePool, E: np.ndarray, n: int) -> dict[str, float]:
             "mumps_factorize": mumps_f, "mumps_solve": mumps_s}
 
 
+#: --crossover: name -> (mesh spec, matrices in the stack)
+CROSSOVER = {
+    "2d-2k": (CASES["2d-2k"][0], 16),
+    "2d-5k": ({"type": "inclusion_2d", "volume_fraction": 0.3, "mesh_size": 0.023}, 12),
+    "2d-10k": (CASES["2d-10k"][0], 8),
+    "2d-20k": ({"type": "inclusion_2d", "volume_fraction": 0.3, "mesh_size": 0.0113}, 4),
+    "3d-1k": ({"type": "inclusion_3d", "volume_fraction": 0.2, "mesh_size": 0.2}, 16),
+    "3d-5k": (CASES["3d-5k"][0], 8),
+    "3d-10k": ({"type": "inclusion_3d", "volume_fraction": 0.2, "mesh_size": 0.09}, 3),
+}
+
+
+def crossover(model, P: int) -> tuple[float, dict[str, float]]:
+    """(multiply-adds of one Cholesky factorisation, {solver: seconds of one factorisation +
+    n solves per matrix}) for P virgin tangent systems, both solvers forced."""
+    n, limit, out, flops = model.physics.n_comp, systems.CHOLESKY_LIMIT, {}, 0.0
+    try:
+        for name, forced in (("cholesky", float("inf")), ("lu", -1)):
+            systems.CHOLESKY_LIMIT = forced
+            solver = make_rve_solver(model, "periodic")
+            cells, system = solver.cells, solver.system
+            flops = getattr(system.linear, "flops", flops)
+            strain = np.zeros((P, *cells.dV.shape, n))
+            tangent = cells.constitutive_update(strain, model.stack([model.initial_history()] * P)).tangent
+            best = np.inf
+            for _ in range(3):
+                t0 = clock()
+                factor = system.linear.factorize(system.assemble_matrix(tangent, dV=cells.dV), interleaved=True)
+                factor.solve(np.ones((P, n, system.linear.n)))
+                best = min(best, (clock() - t0) / P)
+            out[name] = best
+    finally:
+        systems.CHOLESKY_LIMIT = limit
+    return flops, out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", nargs="*", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--sizes", nargs="*", choices=sorted(set(CASES) | set(CROSSOVER)),
+                        help="default: all of the mode's sizes")
     parser.add_argument("--quick", action="store_true", help="fewer points (a smoke test)")
+    parser.add_argument("--crossover", action="store_true",
+                        help="batched Cholesky vs PETSc LU per factorisation + solves (sizes of CROSSOVER)")
     args = parser.parse_args()
+    if args.crossover:
+        sizes = [s for s in args.sizes or CROSSOVER if s in CROSSOVER]
+        print(f"{'case':8} {'dofs':>7} {'multiply-adds':>14} {'Cholesky [ms]':>14} {'LU [ms]':>9} {'Cholesky/LU':>12}")
+        with tempfile.TemporaryDirectory() as tmp:
+            for name in sizes:
+                spec, P = CROSSOVER[name]
+                path = Path(tmp) / f"{name}.msh"
+                parse_mesh_spec(spec).generate(path)
+                rve = read_rve_mesh(path, MPI.COMM_SELF)
+                model = RveModel(rve.mesh, rve.cell_tags, make_physics("elasticity", rve.dim), PHASES)
+                flops, t = crossover(model, P)
+                print(f"{name:8} {model.num_dofs:7d} {flops:14.3g} {1e3 * t['cholesky']:14.3f} {1e3 * t['lu']:9.3f} "
+                      f"{t['cholesky'] / t['lu']:12.2f}", flush=True)
+        return
     print(f"{'case':8} {'dofs':>7} {'pts':>4} {'Newton/solve':>12} {'per point [ms]':>15} {'batched [ms]':>13} "
           f"{'speed-up':>9} {'floor [ms]':>11} {'batched/floor':>14} {'floor MUMPS [ms]':>17}")
     with tempfile.TemporaryDirectory() as tmp:
-        for name in args.sizes:
+        for name in [s for s in args.sizes or CASES if s in CASES]:
             spec, points, steps = CASES[name]
             if args.quick:
                 points = max(2, points // 8)

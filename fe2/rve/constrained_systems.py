@@ -35,11 +35,12 @@ from fe2.rve.model import RveModel
 from fe2.rve.traction_bc import TractionBC
 
 
-#: Factorisations dearer than this (multiply-adds; about a 10k-dof 2D or a 1.5k-dof 3D RVE)
-#: are done by PETSc's multifrontal LU point by point, whose dense kernels win there: measured
-#: per point, MUMPS / batched Cholesky 1.7 / 0.34 ms at 0.5k dofs (2D), 5.6 / 2.5 ms at 2k,
-#: 39 / 41 ms at 9k, and 26 / 37 ms for a 1.5k-dof 3D cell (benchmarks/rve_batch.py).
-CHOLESKY_LIMIT = 10_000_000
+#: Factorisations dearer than this (multiply-adds; about a 10k-dof 2D or a 2.5k-dof 3D RVE)
+#: are done by PETSc's multifrontal LU point by point, whose dense kernels win there. Measured
+#: with the run-blocked Cholesky (2026-11-30, factorisation + n solves per matrix, batched
+#: Cholesky / PETSc LU; `benchmarks/rve_batch.py --crossover`): 2D 2k dofs (8e6) 0.33, 10k
+#: (9.2e7) 0.61, 19k (2.6e8) 1.08; 3D 0.9k (1.2e7) 0.51, 2.3k (8.3e7) 0.72, 5.9k (7.8e8) 2.26.
+CHOLESKY_LIMIT = 100_000_000
 
 
 def matrix_solver(n: int, rows: np.ndarray, cols: np.ndarray, options=None, *, kind: str = "direct",
