@@ -103,11 +103,6 @@ class ElementOperators:
                            *(double_pointer(ffi, a) for a in (avg_stress, avg_strain, micro, scale)))
         return avg_stress, avg_strain, micro, scale
 
-    def element_matrices(self, tangent: np.ndarray) -> np.ndarray:
-        """sum_q B^T tangent B per cell: (P, num_cells, num_qp, n, n) -> (P, num_cells, k, k)."""
-        TB = np.einsum("pcqij,cqjl->pcqil", tangent, self.B, optimize=True)
-        return np.einsum("cqik,pcqil->pckl", self.B, TB, optimize=True)
-
 
 class MatrixSlots:
     """Sums element matrices B^T D B of P tangent fields into the entries ("slots") of P
